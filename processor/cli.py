@@ -1,0 +1,179 @@
+"""The `processor` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any, Callable, Coroutine
+
+import orjson
+
+from processor.config import ConfigError, Settings, load_settings
+from processor.core.model import OUTCOMES, Row
+from processor.stores.base import StoreError, open_store
+
+log = logging.getLogger("processor")
+
+
+def row_json(row: Row) -> dict[str, Any]:
+    return {
+        "source": row.source,
+        "object": row.object,
+        "event_type": row.event_type,
+        "event_id": row.event_id,
+        "sequencer": row.sequencer,
+        "etag": row.etag,
+        "state": row.state,
+        "updated_at": row.updated_at,
+    }
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(path=args.config, store_url=getattr(args, "store", None))
+
+
+def _out(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
+
+
+async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    store = open_store(settings.store_url)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from processor.ingest import ingest, read_lines
+
+    settings = _settings(args)
+    if not settings.allowed_sources:
+        log.warning("no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source")
+
+    async def work(store: Any) -> int:
+        tally = await ingest(read_lines(args.paths), settings, store)
+        summary = tally.summary()
+        if args.json:
+            _out(summary)
+        else:
+            print("  ".join(f"{k.replace('_', '-')} {v}" for k, v in summary.items()))
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    async def work(store: Any) -> int:
+        write = sys.stdout.buffer.write
+        async for row in store.export():
+            write(orjson.dumps(row_json(row)) + b"\n")
+        return 0
+
+    return asyncio.run(_with_store(_settings(args), work))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from processor.stores.base import Query
+
+    async def work(store: Any) -> int:
+        rows = await store.query(Query(source=args.source, prefix=args.object, limit=1000))
+        rows = [r for r in rows if r.object == args.object]
+        if not rows:
+            print(f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""), file=sys.stderr)
+            return 1
+        for row in rows:
+            sys.stdout.buffer.write(orjson.dumps(row_json(row), option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+
+    return asyncio.run(_with_store(_settings(args), work))
+
+
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    async def work(store: Any) -> int:
+        for letter in await store.dead_letters(limit=args.limit, after_id=args.after):
+            _out(letter)
+        return 0
+
+    return asyncio.run(_with_store(_settings(args), work))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="processor", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def store_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
+
+    p = sub.add_parser("ingest", help="project message bodies from files, one per line ('-' = stdin)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    store_option(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("export", help="the projection as JSON Lines, sorted by (source, object)")
+    store_option(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("show", help="one object's row")
+    p.add_argument("object")
+    p.add_argument("--source", help="the source (resource id) when several have this object")
+    store_option(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("deadletters", help="the dead letters as JSON Lines")
+    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--after", type=int, default=None, help="only those with an id above this")
+    store_option(p)
+    p.set_defaults(func=cmd_deadletters)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Subcommands that live with their adapters (the local hub, the worker, the HTTP server)."""
+    found = []
+    for module in ("processor.hub.devhub.command", "processor.worker.command", "processor.http.command"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that adapter is not part of this build
+            raise
+        found.append(mod.register)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `processor export | head`: the reader has what it wanted.
+        sys.stderr.close()
+        return 0
+    except ConfigError as exc:
+        print(f"processor: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"processor: store failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"processor: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"processor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Settings: code defaults <- a TOML file <- PROCESSOR_* environment variables.
+
+The file is $PROCESSOR_CONFIG when set (it must then exist), else config/processor.toml when present.
+Every value is checked here, at start, and a bad one stops the program with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from processor.events.catalog import Catalog, CatalogError
+from processor.events.timefmt import InvalidTime, normalize_time
+
+DEFAULT_FILE = Path("config/processor.toml")
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message starts with the setting's name."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    store_url: str = "sqlite:///data/projection.sqlite"
+    allowed_sources: tuple[str, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    max_depth: int = 32
+    reorder_window: float = 2.0
+    reorder_max_events: int = 1_000_000
+    reorder_max_bytes: int = 1 << 30
+    eventhub_connection_string: str | None = None
+    eventhub_namespace: str | None = None
+    eventhub_name: str = "events"
+    consumer_group: str = "$Default"
+    starting_position: str = "earliest"
+    prefetch: int = 300
+    load_balancing_interval: float = 10.0
+    ownership_expiration: float = 60.0
+    checkpoint_url: str | None = "sqlite:///data/checkpoints.sqlite"
+    checkpoint_connection_string: str | None = None
+    checkpoint_account_url: str | None = None
+    checkpoint_container: str = "checkpoints"
+    checkpoint_every_events: int = 1000
+    checkpoint_every_seconds: float = 5.0
+    shutdown_timeout: float = 20.0
+    http_address: str = "0.0.0.0:8080"
+    api_token: str | None = None
+    log_level: str = "INFO"
+    catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
+
+    def catalog(self) -> Catalog:
+        return build_catalog(self.catalog_types)
+
+    def checkpoint_kind(self) -> str:
+        return "blob" if (self.checkpoint_connection_string or self.checkpoint_account_url) else "sqlite"
+
+
+# --- parsers: each takes the raw value and returns it checked, or raises ValueError with what was expected
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("expected a non-empty string")
+    return v.strip()
+
+
+def _optional_text(v: Any) -> str | None:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    return _text(v)
+
+
+def _positive_int(v: Any) -> int:
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number") from None
+    if isinstance(v, float) or n < 1:
+        raise ValueError("expected a whole number >= 1")
+    return n
+
+
+def _seconds(v: Any) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number of seconds") from None
+    if not (x >= 0 and x != float("inf")):
+        raise ValueError("expected a number of seconds >= 0")
+    return x
+
+
+def _positive_seconds(v: Any) -> float:
+    x = _seconds(v)
+    if x == 0:
+        raise ValueError("expected a number of seconds > 0")
+    return x
+
+
+def _sources(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = v.split(",")
+    if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) for s in v):
+        raise ValueError("expected a comma-separated list (or TOML array) of resource ids")
+    return tuple(s.strip() for s in v if s.strip())
+
+
+def _store_url(v: Any) -> str:
+    url = _text(v)
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return url
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    raise ValueError("expected sqlite:///PATH (relative), sqlite:////PATH (absolute) or postgresql://USER@HOST/DB")
+
+
+def _checkpoint_url(v: Any) -> str | None:
+    url = _optional_text(v)
+    if url is None or url == "memory":
+        return url
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return url
+    raise ValueError("expected sqlite:///PATH or 'memory'")
+
+
+def _starting_position(v: Any) -> str:
+    text = _text(v)
+    if text in ("earliest", "latest"):
+        return text
+    try:
+        normalize_time(text)
+    except InvalidTime:
+        raise ValueError("expected earliest, latest or an ISO-8601 time such as 2026-01-31T00:00:00Z") from None
+    return text
+
+
+def _http_address(v: Any) -> str:
+    text = _text(v)
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
+    return text
+
+
+def _log_level(v: Any) -> str:
+    text = _text(v).upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return text
+
+
+# attribute -> (section, key in the TOML file, environment variable, parser)
+_FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
+    "store_url": ("store", "url", "PROCESSOR_STORE_URL", _store_url),
+    "allowed_sources": ("sources", "allowed", "PROCESSOR_ALLOWED_SOURCES", _sources),
+    "max_body_bytes": ("decode", "max_body_bytes", "PROCESSOR_MAX_BODY_BYTES", _positive_int),
+    "max_depth": ("decode", "max_depth", "PROCESSOR_MAX_DEPTH", _positive_int),
+    "reorder_window": ("reorder", "window", "PROCESSOR_REORDER_WINDOW", _seconds),
+    "reorder_max_events": ("reorder", "max_events", "PROCESSOR_REORDER_MAX_EVENTS", _positive_int),
+    "reorder_max_bytes": ("reorder", "max_bytes", "PROCESSOR_REORDER_MAX_BYTES", _positive_int),
+    "eventhub_connection_string": ("eventhub", "connection_string", "PROCESSOR_EVENTHUB_CONNECTION_STRING", _optional_text),
+    "eventhub_namespace": ("eventhub", "namespace", "PROCESSOR_EVENTHUB_NAMESPACE", _optional_text),
+    "eventhub_name": ("eventhub", "name", "PROCESSOR_EVENTHUB_NAME", _text),
+    "consumer_group": ("eventhub", "consumer_group", "PROCESSOR_CONSUMER_GROUP", _text),
+    "starting_position": ("eventhub", "starting_position", "PROCESSOR_STARTING_POSITION", _starting_position),
+    "prefetch": ("eventhub", "prefetch", "PROCESSOR_PREFETCH", _positive_int),
+    "load_balancing_interval": ("eventhub", "load_balancing_interval", "PROCESSOR_LOAD_BALANCING_INTERVAL", _positive_seconds),
+    "ownership_expiration": ("eventhub", "ownership_expiration", "PROCESSOR_OWNERSHIP_EXPIRATION", _positive_seconds),
+    "checkpoint_url": ("checkpoint", "url", "PROCESSOR_CHECKPOINT_URL", _checkpoint_url),
+    "checkpoint_connection_string": ("checkpoint", "connection_string", "PROCESSOR_CHECKPOINT_CONNECTION_STRING", _optional_text),
+    "checkpoint_account_url": ("checkpoint", "account_url", "PROCESSOR_CHECKPOINT_ACCOUNT_URL", _optional_text),
+    "checkpoint_container": ("checkpoint", "container", "PROCESSOR_CHECKPOINT_CONTAINER", _text),
+    "checkpoint_every_events": ("checkpoint", "every_events", "PROCESSOR_CHECKPOINT_EVERY_EVENTS", _positive_int),
+    "checkpoint_every_seconds": ("checkpoint", "every_seconds", "PROCESSOR_CHECKPOINT_EVERY_SECONDS", _positive_seconds),
+    "shutdown_timeout": ("worker", "shutdown_timeout", "PROCESSOR_SHUTDOWN_TIMEOUT", _positive_seconds),
+    "http_address": ("http", "address", "PROCESSOR_HTTP_ADDRESS", _http_address),
+    "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),
+    "log_level": ("log", "level", "PROCESSOR_LOG_LEVEL", _log_level),
+}
+
+
+def env_names() -> list[str]:
+    return sorted(["PROCESSOR_CONFIG"] + [spec[2] for spec in _FIELDS.values()])
+
+
+def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings. `overrides` (from command-line flags) win over everything, None ones are ignored."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    explicit = path or env.get("PROCESSOR_CONFIG")
+    file = Path(explicit) if explicit else DEFAULT_FILE
+    if explicit and not file.is_file():
+        raise ConfigError(f"PROCESSOR_CONFIG: no such file {str(file)!r}")
+    if file.is_file():
+        values.update(_from_file(file))
+    for attr, (_section, _key, var, parse) in _FIELDS.items():
+        if var in env:
+            values[attr] = _parse(var, parse, env[var])
+    for attr, value in overrides.items():
+        if value is not None:
+            values[attr] = _parse(f"--{attr.replace('_', '-')}", _FIELDS[attr][3], value)
+    settings = replace(Settings(), **values)
+    build_catalog(settings.catalog_types, origin=str(file))
+    if settings.eventhub_connection_string and settings.eventhub_namespace:
+        raise ConfigError(
+            "PROCESSOR_EVENTHUB_NAMESPACE: set either it (with Azure AD credentials) "
+            "or PROCESSOR_EVENTHUB_CONNECTION_STRING, not both"
+        )
+    return settings
+
+
+def build_catalog(specs: tuple[Mapping[str, Any], ...], origin: str = "config") -> Catalog:
+    try:
+        return Catalog.from_specs([dict(s) for s in specs], f"{origin} [[catalog.types]]", base=Catalog.default())
+    except CatalogError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _parse(name: str, parse: Callable[[Any], Any], raw: Any) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
+
+
+def _from_file(file: Path) -> dict[str, Any]:
+    try:
+        doc = tomllib.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    known = {(section, key): attr for attr, (section, key, _v, _p) in _FIELDS.items()}
+    values: dict[str, Any] = {}
+    for section, table in doc.items():
+        if section == "catalog":
+            types = table.get("types", []) if isinstance(table, dict) else None
+            if not isinstance(types, list):
+                raise ConfigError(f"{file} [catalog]: 'types' must be an array of tables ([[catalog.types]])")
+            values["catalog_types"] = tuple(types)
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{file}: '{section}' must be a table")
+        for key, raw in table.items():
+            attr = known.get((section, key))
+            if attr is None:
+                raise ConfigError(f"{file} [{section}] {key}: unknown setting")
+            values[attr] = _parse(f"{file} [{section}] {key}", _FIELDS[attr][3], raw)
+    return values
+
+
+def settings_fields() -> list[str]:
+    return [f.name for f in fields(Settings)]

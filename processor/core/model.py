@@ -1,0 +1,103 @@
+"""The values that flow through the core: admitted events, stored rows, dead letters and outcome tallies."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from processor.events.envelope import Event
+
+ObjectKey = tuple[str, str]  # (source lowercased, object)
+
+OUTCOMES = ("applied", "stale", "duplicate", "ignored", "rejected", "dead_lettered")
+
+
+class Admitted:
+    """An event that passed every check and now waits its turn in its object's order.
+
+    `origin` is opaque to the core: the worker puts (partition, sequence number) there to hold checkpoints
+    back, file ingest puts nothing.
+    """
+
+    __slots__ = ("key", "order", "etag", "time", "event", "reducer", "size", "origin")
+
+    def __init__(self, key: ObjectKey, sequencer: str, etag: str | None, time: str, event: Event,
+                 reducer: str, size: int, origin: Any = None):
+        self.key = key
+        self.order = (sequencer, event.id)  # ties on the sequencer go to the larger event id
+        self.etag = etag
+        self.time = time
+        self.event = event
+        self.reducer = reducer
+        self.size = size
+        self.origin = origin
+
+    @property
+    def sequencer(self) -> str:
+        return self.order[0]
+
+    def __repr__(self) -> str:
+        return f"Admitted({self.key[1]} {self.order})"
+
+
+@dataclass(slots=True)
+class Row:
+    """What the projection keeps per object."""
+
+    source: str
+    object: str
+    event_type: str
+    event_id: str
+    sequencer: str
+    etag: str | None
+    state: dict[str, Any]
+    updated_at: str
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.source, self.object)
+
+    @property
+    def order(self) -> tuple[str, str]:
+        return (self.sequencer, self.event_id)
+
+
+@dataclass(slots=True)
+class Write:
+    """A new row for an object, valid only if the stored row is still the one the fold started from."""
+
+    row: Row
+    expected: tuple[str, str] | None  # (sequencer, event_id) of the row it replaces; None = must not exist
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    reason: str
+    body: bytes  # already truncated to what is worth keeping
+    body_size: int  # of the whole original body
+    origin: str
+    event_id: str | None = None
+    # Identifies the same bad message seen again (redelivery, re-ingest) so it is stored once.
+    fingerprint: str = ""
+
+
+@dataclass
+class Tally:
+    """Events by outcome and type. `read` counts every event decoded (or message that failed to decode)."""
+
+    read: int = 0
+    by_outcome_type: Counter = field(default_factory=Counter)
+
+    def add(self, outcome: str, event_type: str, n: int = 1) -> None:
+        self.by_outcome_type[(outcome, event_type)] += n
+
+    def merge(self, other: "Tally") -> None:
+        self.read += other.read
+        self.by_outcome_type.update(other.by_outcome_type)
+
+    def count(self, outcome: str) -> int:
+        return sum(n for (o, _), n in self.by_outcome_type.items() if o == outcome)
+
+    def summary(self) -> dict[str, int]:
+        return {"read": self.read, **{o: self.count(o) for o in OUTCOMES}}

@@ -1,0 +1,181 @@
+"""The catalog of event types: which object an event updates, its sequencer, its etag and its reducer.
+
+Entries come from the packaged default catalog (processor/defaults/catalog.toml) plus the user's own, in
+the same shape. Identification is pure: `Catalog.identify(event)` returns an `Identity` or a `Malformed`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable
+
+from processor.events.envelope import Event, Malformed
+from processor.events.sequencer import InvalidSequencer, string_key, time_key, version_key
+from processor.events.timefmt import InvalidTime
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ORDERS: dict[str, Callable[[object], str]] = {"string": string_key, "version": version_key}
+REDUCER_NAMES = frozenset({"run", "model", "endpoint", "datadrift", "blob", "replace", "merge"})
+
+
+class CatalogError(ValueError):
+    """A catalog entry is unusable; the message names the entry and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    object: str
+    sequencer: str
+    etag: str | None
+    time: str  # normalised event time, kept for reducers
+
+
+class Entry:
+    __slots__ = ("types", "patterns", "object", "sequencer_field", "order", "etag_fields", "reducer", "_cache")
+
+    def __init__(self, spec: dict[str, Any], where: str):
+        def need(key: str, kind: type) -> Any:
+            value = spec.get(key)
+            if not isinstance(value, kind) or not value:
+                raise CatalogError(f"{where}: '{key}' must be a non-empty {kind.__name__}")
+            return value
+
+        self.types: tuple[str, ...] = tuple(need("types", list))
+        if not all(isinstance(t, str) and t for t in self.types):
+            raise CatalogError(f"{where}: 'types' must list non-empty strings")
+        self.patterns = tuple(_compile_subject(p, where) for p in need("subjects", list))
+        self.object: str = need("object", str)
+        captured = set().union(*(p.groupindex for p in self.patterns)) | {"subject"}
+        for name in _PLACEHOLDER.findall(self.object):
+            if name not in captured:
+                raise CatalogError(f"{where}: object template uses {{{name}}}, which no subject pattern captures")
+        sequencer = need("sequencer", str)
+        if sequencer == "time":
+            self.sequencer_field: str | None = None
+            self.order: Callable[[object], str] = time_key  # type: ignore[assignment]
+        elif sequencer.startswith("data.") and len(sequencer) > 5:
+            self.sequencer_field = sequencer[5:]
+            order = spec.get("order", "string")
+            if order not in _ORDERS:
+                raise CatalogError(f"{where}: 'order' must be one of {sorted(_ORDERS)}, got {order!r}")
+            self.order = _ORDERS[order]
+        else:
+            raise CatalogError(f"{where}: 'sequencer' must be \"time\" or \"data.<field>\", got {sequencer!r}")
+        etag = spec.get("etag", ["data.eTag", "data.etag"])
+        if not isinstance(etag, list) or not all(isinstance(e, str) and e.startswith("data.") for e in etag):
+            raise CatalogError(f"{where}: 'etag' must be a list of \"data.<field>\" names")
+        self.etag_fields = tuple(e[5:] for e in etag)
+        self.reducer: str = need("reducer", str)
+        if self.reducer not in REDUCER_NAMES:
+            raise CatalogError(f"{where}: 'reducer' must be one of {sorted(REDUCER_NAMES)}, got {self.reducer!r}")
+        # Subjects repeat (every event of a run has its run's subject): remember what each one resolved to.
+        self._cache: dict[str, str | None] = {}
+
+    def object_for(self, subject: str) -> str | None:
+        cached = self._cache.get(subject, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        found = None
+        for pattern in self.patterns:
+            m = pattern.fullmatch(subject)
+            if m:
+                groups = m.groupdict()
+                groups["subject"] = subject
+                found = _PLACEHOLDER.sub(lambda g: groups[g.group(1)], self.object)
+                break
+        if len(self._cache) > 200_000:
+            self._cache.clear()
+        self._cache[subject] = found
+        return found
+
+
+_MISSING = object()
+
+
+def _compile_subject(pattern: Any, where: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str) or not pattern:
+        raise CatalogError(f"{where}: subject patterns must be non-empty strings")
+    if pattern == "{subject}":
+        return re.compile(r"(?P<subject_all>.+)", re.S)
+    parts, last = [], 0
+    for m in _PLACEHOLDER.finditer(pattern):
+        parts.append(re.escape(pattern[last : m.start()]))
+        # Lazy, so `models/{ModelName}:{ModelVersion}` splits at the last ':' only if it must.
+        parts.append(f"(?P<{m.group(1)}>[^/]+?)")
+        last = m.end()
+    parts.append(re.escape(pattern[last:]))
+    try:
+        return re.compile("".join(parts))
+    except re.error as exc:
+        raise CatalogError(f"{where}: bad subject pattern {pattern!r}: {exc}") from None
+
+
+class Catalog:
+    def __init__(self, entries: list[Entry]):
+        self.by_type: dict[str, Entry] = {}
+        for entry in entries:
+            for etype in entry.types:
+                # A later entry (the user's) overrides an earlier one (the default) for the same type.
+                self.by_type[etype] = entry
+
+    @classmethod
+    def from_specs(cls, specs: list[dict[str, Any]], origin: str, base: "Catalog | None" = None) -> "Catalog":
+        entries = list(dict.fromkeys(base.by_type.values())) if base else []
+        for index, spec in enumerate(specs):
+            if not isinstance(spec, dict):
+                raise CatalogError(f"{origin}: catalog entry {index} must be a table")
+            entries.append(Entry(spec, f"{origin}: catalog entry {index} ({spec.get('types')})"))
+        return cls(entries)
+
+    @classmethod
+    def default(cls) -> "Catalog":
+        text = resources.files("processor.defaults").joinpath("catalog.toml").read_text("utf-8")
+        return cls.from_specs(tomllib.loads(text)["types"], "default catalog")
+
+    def entry(self, event_type: str) -> Entry | None:
+        return self.by_type.get(event_type)
+
+    def identify(self, event: Event, entry: Entry) -> Identity | Malformed:
+        """What the event updates and where it stands in that object's order, or why it can't say."""
+        etype = event.type
+        if event.subject is None:
+            return Malformed(f"{etype} event has no subject", event.id)
+        data = event.data
+        if not isinstance(data, dict):
+            return Malformed(f"{etype} event has no data object", event.id)
+        if event.time is None:
+            return Malformed(f"{etype} event has no time", event.id)
+        try:
+            time = time_key(event.time)
+        except InvalidTime as exc:
+            return Malformed(f"{etype} event: {exc}", event.id)
+        obj = entry.object_for(event.subject)
+        if obj is None:
+            return Malformed(f"{etype} subject {event.subject!r} matches none of {list(entry_patterns(entry))}", event.id)
+        try:
+            explicit = data.get("sequencer")
+            if explicit is not None:
+                sequencer = string_key(explicit)
+            elif entry.sequencer_field is None:
+                sequencer = time
+            else:
+                value = data.get(entry.sequencer_field)
+                if value is None:
+                    return Malformed(f"{etype} event has no data.{entry.sequencer_field}", event.id)
+                sequencer = entry.order(value)
+        except InvalidSequencer as exc:
+            return Malformed(f"{etype} event: {exc}", event.id)
+        etag = None
+        for field in entry.etag_fields:
+            value = data.get(field)
+            if isinstance(value, str) and value:
+                etag = value
+                break
+        return Identity(obj, sequencer, etag, time)
+
+
+def entry_patterns(entry: Entry) -> list[str]:
+    return [p.pattern for p in entry.patterns]

@@ -1,0 +1,44 @@
+"""Event time -> a canonical UTC string that sorts like the instant it names.
+
+Event Grid writes 7 fractional digits; other producers write 3, 6, 9 or none, `Z` or an offset.
+`datetime.fromisoformat` truncates to microseconds, which would make two distinct events tie, so the
+normalisation is done on the text: the canonical form is `YYYY-MM-DDTHH:MM:SS.fffffffffZ` (nanoseconds,
+always 9 digits), whose plain string order is the order of the instants.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+class InvalidTime(ValueError):
+    """The text is not an ISO-8601 date-time we can place on the timeline."""
+
+
+def normalize_time(text: str) -> str:
+    m = _ISO.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise InvalidTime(f"not an ISO-8601 date-time: {text!r}")
+    year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
+    # Digits past nanoseconds are below any producer's clock resolution; they are dropped, not rounded,
+    # so that normalisation never carries into the next second.
+    nanos = (frac or "")[:9].ljust(9, "0")
+    try:
+        # Validates the calendar (Feb 30, hour 24, ...) even on the fast path.
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    except ValueError as exc:
+        raise InvalidTime(f"not a valid date-time: {text!r} ({exc})") from None
+    if sign is not None:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        if offset >= timedelta(hours=24):
+            raise InvalidTime(f"offset out of range: {text!r}")
+        moment = moment - offset if sign == "+" else moment + offset
+        if not 1 <= moment.year <= 9999:
+            raise InvalidTime(f"out of range once moved to UTC: {text!r}")
+    # A time without an offset is taken as UTC: Event Grid only ever writes UTC.
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{nanos}Z"

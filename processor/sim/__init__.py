@@ -1,0 +1,1 @@
+"""Realistic Event Grid traffic, generated (pure and seeded) for the demo, the simulator, tests and benchmarks."""

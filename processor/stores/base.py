@@ -1,0 +1,103 @@
+"""The projection store interface.
+
+A store keeps one row per (source, object) and the dead letters. Writes come in batches, one per touched
+object, committed in one transaction; each is a compare-and-set on the row it replaces, so a replica that
+folded from an old row can never move an object backwards: its write is refused and it folds again.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Collection
+
+from processor.core.model import DeadLetter, ObjectKey, Row, Write
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or written: the caller retries and never advances a checkpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    source: str | None = None
+    prefix: str | None = None
+    event_type: str | None = None
+    state_equals: tuple[tuple[str, str], ...] = ()  # top-level state field = text value, e.g. ("status", "Failed")
+    after: ObjectKey | None = None  # keyset pagination on (source, object)
+    limit: int = 100
+
+
+class ProjectionStore(abc.ABC):
+    url: str
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def load(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
+        """The stored rows of these objects (missing ones are absent)."""
+
+    @abc.abstractmethod
+    async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
+        """Apply all in one transaction; returns the objects whose compare-and-set failed (not written)."""
+
+    @abc.abstractmethod
+    async def query(self, q: Query) -> list[Row]: ...
+
+    @abc.abstractmethod
+    async def recent(self, limit: int) -> list[Row]:
+        """The most recently updated rows, newest first."""
+
+    @abc.abstractmethod
+    def export(self) -> AsyncIterator[Row]:
+        """Every row, sorted by (source, object) in code-point order."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, limit: int = 100, after_id: int | None = None) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, int]:
+        """{'objects': n, 'dead_letters': m}"""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreError when the store cannot answer."""
+
+    async def __aenter__(self) -> "ProjectionStore":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def open_store(url: str) -> ProjectionStore:
+    """A store for `url` (not yet opened). Raises ValueError naming what is wrong with the URL."""
+    if url.startswith("sqlite://"):
+        from processor.stores.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from processor.stores.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH or postgresql://...")
+
+
+def dead_letter_dict(row_id: int, received_at: str, origin: str, reason: str, event_id: str | None,
+                     body: bytes, body_size: int) -> dict[str, Any]:
+    return {
+        "id": row_id,
+        "received_at": received_at,
+        "origin": origin,
+        "reason": reason,
+        "event_id": event_id,
+        "body": bytes(body).decode("utf-8", "backslashreplace"),
+        "body_size": body_size,
+        "truncated": body_size > len(body),
+    }

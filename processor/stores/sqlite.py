@@ -1,0 +1,251 @@
+"""SQLite projection store: the embedded default.
+
+WAL mode and a busy timeout let several worker processes on one machine share the file. sqlite3 calls block,
+so they run on one dedicated thread; the event loop only awaits them.
+
+URL forms (as SQLAlchemy writes them): sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite,
+sqlite:///:memory:.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Collection, TypeVar
+
+import orjson
+
+from processor.core.model import DeadLetter, ObjectKey, Row, Write
+from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projection (
+    source TEXT NOT NULL,
+    object TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    sequencer TEXT NOT NULL,
+    etag TEXT,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, object)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS projection_updated ON projection (updated_at);
+CREATE INDEX IF NOT EXISTS projection_type ON projection (event_type, source, object);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    event_id TEXT,
+    body BLOB NOT NULL,
+    body_size INTEGER NOT NULL
+);
+"""
+_COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at"
+_INSERT = f"INSERT INTO projection ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, object) DO NOTHING"
+# The compare-and-set: only over the very row the fold started from, and only forwards.
+_UPDATE = (
+    "UPDATE projection SET event_type = ?, event_id = ?, sequencer = ?, etag = ?, state = ?, updated_at = ? "
+    "WHERE source = ? AND object = ? AND sequencer = ? AND event_id = ? "
+    "AND (sequencer < ? OR (sequencer = ? AND event_id < ?))"
+)
+_CHUNK = 400
+
+
+def sqlite_path(url: str) -> str:
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        raise ValueError(f"bad SQLite URL {url!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
+    return url[len("sqlite:///"):]
+
+
+class SqliteStore(ProjectionStore):
+    def __init__(self, url: str):
+        self.url = url
+        self.path = sqlite_path(url)
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        if self.path != ":memory:":
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise sqlite3.OperationalError(f"cannot create the folder for {self.path}: {exc}") from exc
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            # executescript commits by itself; the statements are idempotent, so concurrent openers are safe.
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if int(version) > SCHEMA_VERSION:
+                raise sqlite3.OperationalError(
+                    f"schema version {version} is newer than this processor understands ({SCHEMA_VERSION})"
+                )
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise sqlite3.OperationalError("store is not open")
+        return self._db
+
+    async def load(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
+        return await self._run(self._load, list(keys))
+
+    def _load(self, keys: list[ObjectKey]) -> dict[ObjectKey, Row]:
+        db = self._conn()
+        out: dict[ObjectKey, Row] = {}
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            values = ",".join("(?, ?)" for _ in chunk)
+            params = [part for key in chunk for part in key]
+            sql = f"SELECT {_COLUMNS} FROM projection WHERE (source, object) IN (VALUES {values})"
+            for r in db.execute(sql, params):
+                row = _row(r)
+                out[row.key] = row
+        return out
+
+    async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
+        return await self._run(self._commit, writes, dead_letters)
+
+    def _commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
+        db = self._conn()
+        inserts, updates = [], []
+        for w in writes:
+            r = w.row
+            state = orjson.dumps(r.state).decode()
+            if w.expected is None:
+                inserts.append((r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at))
+            else:
+                seq, eid = w.expected
+                updates.append((r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at,
+                                r.source, r.object, seq, eid, r.sequencer, r.sequencer, r.event_id))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            before = db.total_changes
+            if inserts:
+                db.executemany(_INSERT, inserts)
+            if updates:
+                db.executemany(_UPDATE, updates)
+            written = db.total_changes - before
+            conflicts: set[ObjectKey] = set()
+            if written < len(writes):
+                # Some compare-and-set failed: find which, by what is stored now (rare, so not on the fast path).
+                stored = self._load([w.row.key for w in writes])
+                conflicts = {w.row.key for w in writes if (s := stored.get(w.row.key)) is None or s.order != w.row.order}
+            if dead_letters:
+                now = _now()
+                db.executemany(
+                    "INSERT INTO dead_letters (fingerprint, received_at, origin, reason, event_id, body, body_size) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
+                    [(d.fingerprint, now, d.origin, d.reason, d.event_id, d.body, d.body_size) for d in dead_letters],
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return conflicts
+
+    async def query(self, q: Query) -> list[Row]:
+        return await self._run(self._query, q)
+
+    def _query(self, q: Query) -> list[Row]:
+        where, params = [], []
+        if q.source is not None:
+            where.append("source = ?")
+            params.append(q.source.lower())
+        if q.prefix:
+            # Range instead of LIKE: object names may contain % and _.
+            where.append("object >= ? AND object < ?")
+            params += [q.prefix, q.prefix + "\U0010ffff"]
+        if q.event_type is not None:
+            where.append("event_type = ?")
+            params.append(q.event_type)
+        for field, value in q.state_equals:
+            where.append("CAST(json_extract(state, ?) AS TEXT) = ?")
+            params += ["$." + _json_field(field), value]
+        if q.after is not None:
+            where.append("(source, object) > (?, ?)")
+            params += list(q.after)
+        sql = f"SELECT {_COLUMNS} FROM projection"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY source, object LIMIT ?"
+        params.append(q.limit)
+        return [_row(r) for r in self._conn().execute(sql, params)]
+
+    async def recent(self, limit: int) -> list[Row]:
+        sql = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT ?"
+        return await self._run(lambda: [_row(r) for r in self._conn().execute(sql, (limit,))])
+
+    async def export(self) -> AsyncIterator[Row]:
+        after: ObjectKey | None = None
+        while True:
+            page = await self.query(Query(after=after, limit=5000))
+            for row in page:
+                yield row
+            if len(page) < 5000:
+                return
+            after = page[-1].key
+
+    async def dead_letters(self, limit: int = 100, after_id: int | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
+               "WHERE id > ? ORDER BY id LIMIT ?")
+        rows = await self._run(lambda: self._conn().execute(sql, (after_id or 0, limit)).fetchall())
+        return [dead_letter_dict(*r) for r in rows]
+
+    async def counts(self) -> dict[str, int]:
+        def count() -> dict[str, int]:
+            db = self._conn()
+            return {
+                "objects": db.execute("SELECT count(*) FROM projection").fetchone()[0],
+                "dead_letters": db.execute("SELECT count(*) FROM dead_letters").fetchone()[0],
+            }
+
+        return await self._run(count)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._conn().execute("SELECT 1").fetchone())
+
+
+def _row(r: tuple) -> Row:
+    return Row(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6]), r[7])
+
+
+def _json_field(field: str) -> str:
+    if not field.replace("_", "").isalnum():
+        raise ValueError(f"state field must be a plain name, got {field!r}")
+    return field
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
