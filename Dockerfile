@@ -49,8 +49,8 @@ LABEL org.opencontainers.image.title="processor" \
 RUN groupadd --system --gid 10001 processor \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin processor \
- && mkdir -p /data \
- && chown 10001:10001 /data
+ && mkdir -p /app/data \
+ && chown -R 10001:10001 /app
 
 COPY --from=builder /opt/venv /opt/venv
 
@@ -59,7 +59,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PROCESSOR_HTTP_ADDRESS=0.0.0.0:8080
 
-WORKDIR /data
+# The code defaults (sqlite:///data/projection.sqlite, sqlite:///data/checkpoints.sqlite)
+# are relative to the working directory: /app/data is writable by the user, so a
+# bare `docker run` works on a single machine. Mount a volume there to keep it.
+WORKDIR /app
 USER 10001:10001
 
 EXPOSE 8080

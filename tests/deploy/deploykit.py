@@ -8,7 +8,6 @@ failure naming the requirement to install, never a skip.
 from __future__ import annotations
 
 import importlib
-import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +40,7 @@ REQUIREMENTS = {
     "jsonschema": "jsonschema>=4.18,<5",
     "kubernetes_validate": "kubernetes-validate>=1.35,<2",
     "check_jsonschema": "check-jsonschema>=0.33,<1",
+    "processor": "the project itself (pip install -e '.[test]')",
 }
 
 
