@@ -37,7 +37,7 @@ CONTRACT_DEFAULT_SHUTDOWN_TIMEOUT = 20
 # Requirement strings, as they should appear in the project's test extras.
 REQUIREMENTS = {
     "yaml": "PyYAML>=6,<7",
-    "jsonschema": "jsonschema>=4.18,<5",
+    "jsonschema": "jsonschema>=4.23,<5",
     "kubernetes_validate": "kubernetes-validate>=1.35,<2",
     "check_jsonschema": "check-jsonschema>=0.33,<1",
     "processor": "the project itself (pip install -e '.[test]')",

@@ -39,7 +39,7 @@ def _cpu_millis(value: str | int | float) -> float:
 
 
 def _k8s_errors(resource: dict[str, Any], version: str) -> str | None:
-    kv = require("kubernetes_validate")
+    kv = require("kubernetes_validate.utils")
     try:
         kv.validate(resource, version, strict=True)
     except kv.ValidationError as exc:
