@@ -1,0 +1,115 @@
+"""CLI: `devhub` runs a hub until SIGINT/SIGTERM; `devhub-admin` injects faults into a running one.
+
+`register(subparsers)` is called by the main `processor` CLI; `python -m processor.hub.devhub`
+offers the same commands standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from . import admin
+from .server import DEFAULT_PORT, DevHub, HubSpec
+
+DEFAULT_ADMIN_PORT = DEFAULT_PORT + 1
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser("devhub", help="run a local Event Hubs endpoint (AMQP, loopback)")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"AMQP port (default {DEFAULT_PORT})")
+    run.add_argument("--partitions", type=int, default=4, help="partitions per hub (default 4)")
+    run.add_argument("--hub", action="append", dest="hubs", metavar="NAME",
+                     help="event hub name; repeat for several (default: events)")
+    run.add_argument("--consumer-group", action="append", dest="consumer_groups", metavar="CG",
+                     help="consumer group; repeat for several ($default is always present)")
+    run.add_argument("--data-dir", help="keep partition logs here so they survive a restart")
+    run.add_argument("--retention-events", type=int, help="keep at most this many events per partition")
+    run.add_argument("--retention-seconds", type=float, help="drop events older than this")
+    run.add_argument("--max-message-size", type=int, default=1024 * 1024)
+    run.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT,
+                     help=f"loopback port of the fault-injection channel (default {DEFAULT_ADMIN_PORT}; -1 = off)")
+    run.set_defaults(func=run_devhub)
+
+    adm = subparsers.add_parser("devhub-admin", help="inject faults into a running devhub")
+    adm.add_argument("--host", default="127.0.0.1")
+    adm.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT)
+    ops = adm.add_subparsers(dest="admin_op", required=True)
+    ops.add_parser("status", help="print every partition's properties")
+    ops.add_parser("drop-connections", help="cut every client connection")
+    detach = ops.add_parser("detach", help="detach links with an AMQP error")
+    detach.add_argument("--error", default="com.microsoft:server-busy",
+                        help="AMQP error condition (default com.microsoft:server-busy)")
+    detach.add_argument("--hub")
+    detach.add_argument("--partition")
+    for name, text in (("pause", "stop deliveries from a partition"), ("resume", "resume a paused partition"),
+                       ("slow", "deliver at most one batch per --delay seconds")):
+        sub = ops.add_parser(name, help=text)
+        sub.add_argument("--hub", required=True)
+        sub.add_argument("--partition", required=True)
+        if name == "slow":
+            sub.add_argument("--delay", type=float, required=True, help="seconds; 0 = back to normal")
+    adm.set_defaults(func=run_admin)
+
+
+def run_devhub(args: argparse.Namespace) -> int:
+    groups = ("$default",) + tuple(g for g in (args.consumer_groups or []) if g.lower() != "$default")
+    specs = [HubSpec(name=name, partitions=args.partitions, consumer_groups=groups,
+                     retention_events=args.retention_events, retention_seconds=args.retention_seconds)
+             for name in (args.hubs or ["events"])]
+    admin_port = None if args.admin_port < 0 else args.admin_port
+    hub = DevHub(specs, host=args.host, port=args.port, data_dir=args.data_dir,
+                 max_message_size=args.max_message_size, admin_port=admin_port)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with hub:
+            for spec in specs:
+                print(hub.connection_string(spec.name), flush=True)
+            if hub.admin_port is not None:
+                print(f"# admin channel: 127.0.0.1:{hub.admin_port}", flush=True)
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        print(f"devhub: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_admin(args: argparse.Namespace) -> int:
+    op = args.admin_op
+    params: dict = {}
+    if op == "detach":
+        params = {"error": args.error, "hub": args.hub, "partition": args.partition}
+    elif op in ("pause", "resume", "slow"):
+        params = {"hub": args.hub, "partition": args.partition}
+        if op == "slow":
+            params["delay_seconds"] = args.delay
+    name = {"drop-connections": "drop_connections", "detach": "detach_links", "pause": "pause_partition",
+            "resume": "resume_partition", "slow": "slow_partition", "status": "status"}[op]
+    try:
+        reply = asyncio.run(admin.call(args.host, args.admin_port, name, **params))
+    except OSError as exc:
+        print(f"devhub-admin: no devhub admin channel at {args.host}:{args.admin_port}: {exc}", file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        print(f"devhub-admin: {reply.get('error')}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply.get("result"), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m processor.hub.devhub")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
