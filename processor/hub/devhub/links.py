@@ -183,6 +183,9 @@ class ProducerLink(Link):
             self.conn.write(self.session.flow(self, delivery_count=self.delivery_count, credit=self.credit))
 
     def on_transfer(self, fields: list, payload) -> None:
+        if self.detach_sent:
+            # Sent before the client saw our detach: drop it, the SDK will resend on a new link.
+            return
         if self._first is None:
             self._first = fields
         more = F.field(fields, 5, False)
