@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from processor.core.model import Admitted, ObjectKey, Row, Write
-from processor.core.reducers import REDUCERS
+from processor.core.reducers import REDUCERS, STATELESS
 
 
 @dataclass(slots=True)
@@ -27,10 +27,10 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
     """`events` must be one object's, sorted by order."""
     outcomes: list[tuple[str, str]] = []
     if current is not None:
-        order, event_id, etag, etype, state = current.order, current.event_id, current.etag, current.event_type, current.state
+        order, event_id, etag, etype = current.order, current.event_id, current.etag, current.event_type
     else:
-        order = event_id = etag = etype = state = None
-    last: Admitted | None = None
+        order = event_id = etag = etype = None
+    applied: list[Admitted] = []
     for ev in events:
         ev_type = ev.event.type
         if order is not None:
@@ -42,14 +42,26 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
             ):
                 outcomes.append(("duplicate", ev_type))
                 continue
-        state = REDUCERS[ev.reducer](state, ev)
-        order, event_id, etag, etype, last = ev.order, ev.order[1], ev.etag, ev_type, ev
+        applied.append(ev)
+        order, event_id, etag, etype = ev.order, ev.order[1], ev.etag, ev_type
         outcomes.append(("applied", ev_type))
-    if last is None:
+    if not applied:
         return ObjectFold(None, outcomes)
+    last = applied[-1]
+    if last.reducer in STATELESS:
+        state = REDUCERS[last.reducer](None, last)
+    else:
+        state = _private_copy(current.state) if current is not None else None
+        for ev in applied:
+            state = REDUCERS[ev.reducer](state, ev)
     source, obj = last.key
     row = Row(source, obj, etype, event_id, order[0], etag, state, now)
     return ObjectFold(Write(row, current.order if current is not None else None), outcomes)
+
+
+def _private_copy(state: dict) -> dict:
+    # Reducers change at most one level of nesting (a run's transitions, a merge's data).
+    return {k: (dict(v) if type(v) is dict else v) for k, v in state.items()}
 
 
 def fold_batch(released: dict[ObjectKey, list[Admitted]], current: dict[ObjectKey, Row], now: str) -> dict[ObjectKey, ObjectFold]:

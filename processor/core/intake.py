@@ -30,6 +30,7 @@ class Intake:
         self.allowed = frozenset(normalize_source(s) for s in allowed_sources if s.strip())
         self.limits = limits
         self.keep_body_bytes = keep_body_bytes
+        self._sources: dict[str, str] = {}  # as sent -> normalised; few distinct sources, many events
 
     def admit(self, body: bytes, tally: Tally, origin: Any = None, label: str = "",
               delivery_kind: str | None = None) -> tuple[list[Admitted], list[DeadLetter]]:
@@ -46,13 +47,17 @@ class Intake:
         if not decoded.events:
             return admitted, dead
         size = max(1, len(body) // len(decoded.events))
-        catalog, allowed = self.catalog, self.allowed
+        catalog, allowed, sources = self.catalog, self.allowed, self._sources
         for event in decoded.events:
-            source = normalize_source(event.source)
+            source = sources.get(event.source)
+            if source is None:
+                if len(sources) > 10_000:
+                    sources.clear()
+                source = sources[event.source] = normalize_source(event.source)
             if allowed and source not in allowed:
                 tally.add("rejected", event.type)
                 continue
-            entry = catalog.entry(event.type)
+            entry = catalog.by_type.get(event.type)
             if entry is None:
                 tally.add("ignored", event.type)
                 continue
@@ -61,9 +66,8 @@ class Intake:
                 dead.append(self._dead(ident, body, label))
                 tally.add("dead_lettered", event.type)
                 continue
-            admitted.append(
-                Admitted((source, ident.object), ident.sequencer, ident.etag, ident.time, event, entry.reducer, size, origin)
-            )
+            obj, sequencer, etag, time = ident
+            admitted.append(Admitted((source, obj), sequencer, etag, time, event, entry.reducer, size, origin))
         return admitted, dead
 
     def _dead(self, malformed: Malformed, body: bytes, label: str) -> DeadLetter:

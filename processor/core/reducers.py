@@ -1,5 +1,9 @@
-"""Reducers fold one event into an object's state. They never mutate the state they are given: a fold
-that loses a compare-and-set is redone from the stored row, so the inputs must stay intact."""
+"""Reducers fold one event into an object's state.
+
+A reducer may change the state it is given and return it: the fold hands it a private copy (the stored
+row must stay intact, since a fold that loses a compare-and-set is redone from it). Reducers listed in
+`STATELESS` build the state from the event alone, so only the last applied event of a batch needs them.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def _as_map(value: Any) -> dict:
 
 def run(state: State | None, ev: Admitted) -> State:
     data = ev.event.data
-    new = dict(state) if state else {}
+    new = state if state is not None else {}
     for field, names in (
         ("experiment_id", ("experimentId", "ExperimentId")),
         ("experiment_name", ("experimentName", "ExperimentName")),
@@ -38,9 +42,10 @@ def run(state: State | None, ev: Admitted) -> State:
         status = "Completed"
     if status is not None:
         new["status"] = status
-        transitions = dict(new.get("transitions") or {})
+        transitions = new.get("transitions")
+        if type(transitions) is not dict:
+            transitions = new["transitions"] = {}
         transitions[str(status)] = ev.time
-        new["transitions"] = transitions
     tags, props = _pick(data, "runTags", "RunTags"), _pick(data, "runProperties", "RunProperties")
     if tags is not None:
         new["tags"] = _as_map(tags)
@@ -96,7 +101,7 @@ def datadrift(state: State | None, ev: Admitted) -> State:
 
 def blob(state: State | None, ev: Admitted) -> State:
     data = ev.event.data
-    new = dict(state) if state else {}
+    new = state if state is not None else {}
     deleted = ev.event.type.endswith(".BlobDeleted")
     new["deleted"] = deleted
     if ev.etag is not None:
@@ -118,10 +123,13 @@ def replace(state: State | None, ev: Admitted) -> State:
 
 
 def merge(state: State | None, ev: Admitted) -> State:
-    data = dict((state or {}).get("data") or {})
+    data = (state or {}).get("data")
+    data = data if type(data) is dict else {}
     data.update(ev.event.data)
     return {"data": data, "time": ev.time}
 
+
+STATELESS = frozenset({"model", "endpoint", "datadrift", "replace"})
 
 REDUCERS: dict[str, Callable[[State | None, Admitted], State]] = {
     "run": run,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from processor.events.envelope import Event, Malformed
 from processor.events.sequencer import InvalidSequencer, string_key, time_key, version_key
@@ -25,8 +24,7 @@ class CatalogError(ValueError):
     """A catalog entry is unusable; the message names the entry and the field."""
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     object: str
     sequencer: str
     etag: str | None
@@ -144,7 +142,7 @@ class Catalog:
         if event.subject is None:
             return Malformed(f"{etype} event has no subject", event.id)
         data = event.data
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             return Malformed(f"{etype} event has no data object", event.id)
         if event.time is None:
             return Malformed(f"{etype} event has no time", event.id)
@@ -171,7 +169,7 @@ class Catalog:
         etag = None
         for field in entry.etag_fields:
             value = data.get(field)
-            if isinstance(value, str) and value:
+            if value and type(value) is str:
                 etag = value
                 break
         return Identity(obj, sequencer, etag, time)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import msgspec
 import orjson
 
 EVENTGRID = "eventgrid"
@@ -33,23 +34,58 @@ class DecodeLimits:
     max_depth: int = 32
 
 
-class Event:
-    """One decoded event, schema-neutral. `time` and `subject` stay as sent (None when absent)."""
+# The message body the event came in, set after decoding. A JSON key of this name in the input would land
+# here too; `extensions` ignores anything that is not bytes, so such input can do no more than hide them.
+_BODY_FIELD = msgspec.field(default=None, name="$processor.body")
 
-    __slots__ = ("id", "source", "subject", "type", "time", "data", "extensions", "schema")
 
-    def __init__(self, id, source, subject, type, time, data, extensions, schema):  # noqa: A002
-        self.id: str = id
-        self.source: str = source
-        self.subject: str | None = subject
-        self.type: str = type
-        self.time: str | None = time
-        self.data: Any = data
-        self.extensions: dict[str, Any] = extensions
-        self.schema: str = schema
+class Event(msgspec.Struct, gc=False):
+    """One decoded event, schema-neutral: id, source, subject, type, time, data (+ extensions on demand).
+
+    The decoder fills the attributes straight from either schema (the two subclasses name the wire fields)
+    and skips unknown fields in C. `time` and `subject` stay as sent (None when absent). Extension attributes
+    are seldom needed, so they are read again from the element's JSON only when asked for.
+    """
+
+    schema: ClassVar[str] = ""
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        if not isinstance(self.body, bytes):
+            return {}
+        doc = orjson.loads(self.body)
+        elements = doc if isinstance(doc, list) else [doc]
+        element = next((e for e in elements if isinstance(e, dict) and e.get("id") == self.id), {})
+        core = _CE_CORE if self.schema == CLOUDEVENTS else _EG_CORE
+        return {k: v for k, v in element.items() if k not in core}
 
     def __repr__(self) -> str:
         return f"Event({self.type} {self.subject} id={self.id})"
+
+
+class EventGridEvent(Event, gc=False):
+    id: Any = None
+    source: Any = msgspec.field(default=None, name="topic")
+    subject: Any = None
+    type: Any = msgspec.field(default=None, name="eventType")
+    time: Any = msgspec.field(default=None, name="eventTime")
+    data: Any = None
+    body: Any = _BODY_FIELD
+    schema: ClassVar[str] = EVENTGRID
+
+
+class CloudEvent(Event, gc=False):
+    id: Any = None
+    source: Any = None
+    subject: Any = None
+    type: Any = None
+    time: Any = None
+    data: Any = None
+    specversion: Any = None
+    data_base64: Any = None
+    datacontenttype: Any = None
+    body: Any = _BODY_FIELD
+    schema: ClassVar[str] = CLOUDEVENTS
 
 
 class Malformed:
@@ -71,15 +107,47 @@ class DecodeResult:
     malformed: list[Malformed]
 
 
+_EG_DECODER = msgspec.json.Decoder(EventGridEvent | list[EventGridEvent])
+_CE_DECODER = msgspec.json.Decoder(CloudEvent | list[CloudEvent])
+
+
 def decode_body(body: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodeResult:
+    """The events of one message body, and what in it is malformed.
+
+    The fast path decodes well-formed bodies straight into event structs; anything unusual (a possible
+    depth problem, a decode error, a missing field, a mixed array) goes the careful way, which says why.
+    """
     if len(body) > limits.max_body_bytes:
         return _bad(f"body too large: {len(body)} bytes > {limits.max_body_bytes}")
+    # A body cannot nest deeper than its number of opening brackets, so most never need the depth walk.
+    if body.count(b"{") + body.count(b"[") > limits.max_depth:
+        return _decode_careful(body, limits)
+    cloud = b'"specversion"' in body
+    try:
+        doc = (_CE_DECODER if cloud else _EG_DECODER).decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _decode_careful(body, limits)
+    events = doc if isinstance(doc, list) else [doc]
+    if not events:
+        return _bad("not an event: empty JSON array")
+    for ev in events:
+        if not (type(ev.id) is str and ev.id and type(ev.source) is str and ev.source and type(ev.type) is str
+                and ev.type) or (cloud and (ev.specversion != "1.0" or ev.data_base64 is not None)):
+            return _decode_careful(body, limits)
+        if type(ev.subject) is not str:
+            ev.subject = None
+        if type(ev.time) is not str:
+            ev.time = None
+        ev.body = body
+    return DecodeResult(events, [])
+
+
+def _decode_careful(body: bytes, limits: DecodeLimits) -> DecodeResult:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return _bad(_json_reason(body, exc))
-    # Cheap bound first: a body cannot nest deeper than its number of opening brackets.
-    if body.count(b"{") + body.count(b"[") > limits.max_depth and _depth(doc, limits.max_depth) > limits.max_depth:
+    if _depth(doc, limits.max_depth) > limits.max_depth:
         return _bad(f"too deep: nesting exceeds {limits.max_depth} levels")
 
     if isinstance(doc, dict):
@@ -101,6 +169,7 @@ def decode_body(body: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodeRes
                 decoded.reason = f"element {index}: {decoded.reason}"
             malformed.append(decoded)
         else:
+            decoded.body = body
             events.append(decoded)
     return DecodeResult(events, malformed)
 
@@ -153,16 +222,13 @@ def _eventgrid(item: dict) -> Event | Malformed:
     if problem:
         return Malformed(problem, event_id if isinstance(event_id, str) else None)
     subject, time = item.get("subject"), item.get("eventTime")
-    extensions = {k: v for k, v in item.items() if k not in _EG_CORE}
-    return Event(
-        event_id,
-        item["topic"],
-        subject if isinstance(subject, str) else None,
-        item["eventType"],
-        time if isinstance(time, str) else None,
-        item.get("data"),
-        extensions,
-        EVENTGRID,
+    return EventGridEvent(
+        id=event_id,
+        source=item["topic"],
+        subject=subject if isinstance(subject, str) else None,
+        type=item["eventType"],
+        time=time if isinstance(time, str) else None,
+        data=item.get("data"),
     )
 
 
@@ -181,16 +247,14 @@ def _cloudevent(item: dict) -> Event | Malformed:
             data.event_id = good_id
             return data
     subject, time = item.get("subject"), item.get("time")
-    extensions = {k: v for k, v in item.items() if k not in _CE_CORE}
-    return Event(
-        event_id,
-        item["source"],
-        subject if isinstance(subject, str) else None,
-        item["type"],
-        time if isinstance(time, str) else None,
-        data,
-        extensions,
-        CLOUDEVENTS,
+    return CloudEvent(
+        id=event_id,
+        source=item["source"],
+        subject=subject if isinstance(subject, str) else None,
+        type=item["type"],
+        time=time if isinstance(time, str) else None,
+        data=data,
+        specversion="1.0",
     )
 
 

@@ -20,7 +20,20 @@ class InvalidTime(ValueError):
     """The text is not an ISO-8601 date-time we can place on the timeline."""
 
 
+_EVENT_GRID_FORM = re.compile(r"(\d{4}-\d{2}-\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{7}Z")
+# Dates already checked (a stream spans few days); bounded so hostile input cannot grow it without end.
+_valid_dates: set[str] = set()
+
+
 def normalize_time(text: str) -> str:
+    # Fast path: Event Grid's own `YYYY-MM-DDTHH:MM:SS.fffffffZ`, whose canonical form is a suffix away.
+    m = _EVENT_GRID_FORM.fullmatch(text) if type(text) is str else None
+    if m is not None and m.group(1) in _valid_dates:
+        return text[:27] + "00Z"
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     m = _ISO.fullmatch(text) if isinstance(text, str) else None
     if m is None:
         raise InvalidTime(f"not an ISO-8601 date-time: {text!r}")
@@ -33,6 +46,9 @@ def normalize_time(text: str) -> str:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
     except ValueError as exc:
         raise InvalidTime(f"not a valid date-time: {text!r} ({exc})") from None
+    if len(_valid_dates) > 10_000:
+        _valid_dates.clear()
+    _valid_dates.add(f"{year}-{month}-{day}")
     if sign is not None:
         offset = timedelta(hours=int(off_h), minutes=int(off_m))
         if offset >= timedelta(hours=24):

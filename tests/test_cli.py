@@ -1,0 +1,115 @@
+"""The `processor` command as users run it: a real process, real files, a real SQLite store."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from processor.sim.traffic import deliver, lifecycle
+from tests.builders import body, model_event, run_event
+
+POISON = Path(__file__).parent / "data" / "poison.jsonl"
+PROCESSOR = Path(sys.executable).with_name("processor")
+
+
+def run(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROCESSOR_")}
+    full_env.update(env or {})
+    return subprocess.run([str(PROCESSOR), *args], cwd=cwd, env=full_env, input=stdin, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return tmp_path
+
+
+def test_poison_lines_are_dead_lettered_with_reasons_and_good_lines_still_land(workdir):
+    good = body(run_event("r1", "Running", "2026-01-01T00:00:01Z")) + b"\n" + body(model_event("m", 3)) + b"\n"
+    mixed = workdir / "mixed.jsonl"
+    poison = POISON.read_bytes().splitlines()
+    mixed.write_bytes(poison[0] + b"\n" + good + b"\n".join(poison[1:]) + b"\n")
+
+    done = run("ingest", str(mixed), "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout)
+    assert summary["applied"] == 2
+    assert summary["dead_lettered"] == len(poison) + 2  # [1, 2, 3]: each element is a bad event
+
+    exported = [orjson.loads(line) for line in run("export", cwd=workdir).stdout.splitlines()]
+    assert sorted(r["object"] for r in exported) == ["models/m", "runs/r1"]
+
+    letters = [orjson.loads(line) for line in run("deadletters", cwd=workdir).stdout.splitlines()]
+    assert len(letters) == summary["dead_lettered"]
+    reasons = " | ".join(d["reason"] for d in letters)
+    for expected in ["not JSON", "not UTF-8", "empty JSON array", "too deep", "no id", "has no subject",
+                     "has no data", "has no time", "not a valid date-time", "no data.ModelVersion",
+                     "matches none of", "base64", "specversion", "non-empty string", "element 2"]:
+        assert expected in reasons
+    assert all(d["origin"].startswith(str(mixed)) for d in letters)
+
+    # Dead letters are kept once: ingesting the same bad lines again adds none.
+    assert run("ingest", str(mixed), cwd=workdir).returncode == 0
+    again = run("deadletters", cwd=workdir).stdout.splitlines()
+    assert len(again) == len(letters)
+
+
+def test_ingest_from_stdin_export_sorted_and_show(workdir):
+    lines = b"\n".join(m.body for m in deliver(lifecycle(300, seed=3), seed=4)) + b"\n"
+    done = run("ingest", "-", stdin=lines, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("read ")
+    rows = [orjson.loads(line) for line in run("export", cwd=workdir).stdout.splitlines()]
+    assert rows and [(r["source"], r["object"]) for r in rows] == sorted((r["source"], r["object"]) for r in rows)
+    assert set(rows[0]) == {"source", "object", "event_type", "event_id", "sequencer", "etag", "state", "updated_at"}
+    assert all(r["source"] == r["source"].lower() for r in rows)
+
+    shown = run("show", rows[0]["object"], "--source", rows[0]["source"].upper(), cwd=workdir)
+    assert shown.returncode == 0 and orjson.loads(shown.stdout)["event_id"] == rows[0]["event_id"]
+    missing = run("show", "runs/nope", cwd=workdir)
+    assert missing.returncode == 1 and b"no object" in missing.stderr
+
+
+def test_allowed_sources_from_the_environment_reject_others(workdir):
+    src = workdir / "in.jsonl"
+    src.write_bytes(b"\n".join(m.body for m in deliver(lifecycle(200, seed=5))) + b"\n")
+    allowed = "/SUBSCRIPTIONS/00000000-1111-2222-3333-444444444444/resourceGroups/ml-prod/providers/Microsoft.MachineLearningServices/workspaces/ws-0"
+    done = run("ingest", str(src), "--json", env={"PROCESSOR_ALLOWED_SOURCES": allowed}, cwd=workdir)
+    summary = orjson.loads(done.stdout)
+    assert summary["rejected"] > 0 and summary["applied"] > 0
+    sources = {orjson.loads(line)["source"] for line in run("export", cwd=workdir).stdout.splitlines()}
+    assert sources == {allowed.lower()}
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"PROCESSOR_STORE_URL": "mysql://x"}, "PROCESSOR_STORE_URL"),
+    ({"PROCESSOR_REORDER_MAX_EVENTS": "lots"}, "PROCESSOR_REORDER_MAX_EVENTS"),
+    ({"PROCESSOR_REORDER_WINDOW": "-1"}, "PROCESSOR_REORDER_WINDOW"),
+    ({"PROCESSOR_STARTING_POSITION": "tomorrow"}, "PROCESSOR_STARTING_POSITION"),
+    ({"PROCESSOR_CONFIG": "/no/such/file.toml"}, "PROCESSOR_CONFIG"),
+])
+def test_a_bad_setting_stops_with_a_message_naming_it(workdir, env, named):
+    done = run("ingest", str(POISON), env=env, cwd=workdir)
+    assert done.returncode == 2
+    assert named in done.stderr.decode()
+    assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_a_bad_config_file_names_the_file_and_setting(workdir):
+    (workdir / "config").mkdir()
+    (workdir / "config" / "processor.toml").write_text('[reorder]\nmax_events = "many"\n[[catalog.types]]\ntypes = ["X"]\n')
+    done = run("ingest", str(POISON), cwd=workdir)
+    assert done.returncode == 2 and "[reorder] max_events" in done.stderr.decode()
+    (workdir / "config" / "processor.toml").write_text('[[catalog.types]]\ntypes = ["X"]\nsubjects = ["a"]\n')
+    done = run("ingest", str(POISON), cwd=workdir)
+    assert done.returncode == 2 and "catalog.types" in done.stderr.decode()
+
+
+def test_an_unwritable_store_fails_with_one_line(workdir):
+    blocker = workdir / "file"
+    blocker.write_text("")
+    done = run("ingest", str(POISON), env={"PROCESSOR_STORE_URL": f"sqlite:///{blocker}/sub/p.sqlite"}, cwd=workdir)
+    assert done.returncode == 1
+    assert "store failed" in done.stderr.decode()
