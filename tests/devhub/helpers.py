@@ -27,8 +27,9 @@ async def eventually(predicate: Callable[[], Any], timeout: float = DEADLINE, wh
 class Collector:
     """Runs EventHubConsumerClient.receive in a task and records events and errors."""
 
-    def __init__(self, client: EventHubConsumerClient, **receive_kwargs: Any) -> None:
+    def __init__(self, client: EventHubConsumerClient, checkpoint: bool = False, **receive_kwargs: Any) -> None:
         self.client = client
+        self.checkpoint = checkpoint
         self.events: list[tuple[str, EventData]] = []
         self.errors: list[BaseException] = []
         self.contexts: dict[str, Any] = {}
@@ -39,6 +40,8 @@ class Collector:
     async def _on_event(self, context, event) -> None:
         if event is None:
             return
+        if self.checkpoint:
+            await context.update_checkpoint(event)
         self.contexts[context.partition_id] = context
         self.events.append((context.partition_id, event))
         self._changed.set()
@@ -87,6 +90,16 @@ async def send(conn_str: str, bodies: list[str], **batch_kwargs: Any) -> None:
         for body in bodies:
             batch.add(EventData(body))
         await producer.send_batch(batch)
+
+
+async def send_partitions(conn_str: str, bodies_by_partition: dict[str, list[str]]) -> None:
+    """One producer client for several partitions (each client costs the SDK about a second to open)."""
+    async with EventHubProducerClient.from_connection_string(conn_str) as producer:
+        for partition, bodies in bodies_by_partition.items():
+            batch = await producer.create_batch(partition_id=partition)
+            for body in bodies:
+                batch.add(EventData(body))
+            await producer.send_batch(batch)
 
 
 def consumer(conn_str: str, group: str = "$default", **kwargs: Any) -> EventHubConsumerClient:
