@@ -104,7 +104,8 @@ def run_admin(args: argparse.Namespace) -> int:
     if not reply.get("ok"):
         print(f"devhub-admin: {reply.get('error')}", file=sys.stderr)
         return 1
-    print(json.dumps(reply.get("result"), indent=2))
+    result = reply.get("result")
+    print("ok" if result is None else json.dumps(result, indent=2))
     return 0
 
 
