@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from typing import Any, Callable, Coroutine
 
@@ -153,7 +154,10 @@ def _extensions() -> list[Callable[[Any], None]]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=os.environ.get("PROCESSOR_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # The SDK logs every link attach and load-balancing round at INFO; ours say what matters.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:

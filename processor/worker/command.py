@@ -1,0 +1,218 @@
+"""Subcommands of the worker: run, replay, simulate, status, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from processor.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("processor")
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(path=getattr(args, "config", None), store_url=getattr(args, "store", None), **overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from processor.worker.app import WorkerOptions, install_signal_handlers, run_worker
+
+    settings = _settings(args)
+    if not settings.allowed_sources:
+        log.warning("no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source")
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        options = WorkerOptions(on_started=_http_starter(settings, args))
+        await run_worker(settings, stop, options)
+        return 0
+
+    return asyncio.run(main())
+
+
+def _http_starter(settings: Settings, args: argparse.Namespace):
+    """Start the HTTP server next to the worker when the HTTP adapter is part of this build."""
+    if getattr(args, "no_http", False):
+        return None
+    try:
+        from processor.http.server import start_http
+    except ModuleNotFoundError:
+        return None
+
+    async def start(worker: Any) -> None:
+        await start_http(settings, worker.store, worker)
+
+    return start
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from processor.hub.checkpoints import MemoryCheckpointStore
+    from processor.stores.base import open_store
+    from processor.worker.app import WorkerOptions, install_signal_handlers, run_worker
+    from processor.hub.clients import consumer_client
+
+    position = args.from_
+    settings = _settings(args, starting_position=position)
+
+    async def main() -> int:
+        store = open_store(settings.store_url)
+        await store.open()
+        try:
+            counts = await store.counts()
+            if counts["objects"] and not args.force:
+                print(f"processor: the store {settings.store_url} already holds {counts['objects']} objects; "
+                      "replay rebuilds into a fresh store (or pass --force to fold into this one)", file=sys.stderr)
+                return 1
+            client = consumer_client(settings, consumer_group=args.consumer_group)
+            async with client:
+                targets = {}
+                for pid in await client.get_partition_ids():
+                    p = await client.get_partition_properties(pid)
+                    if not p["is_empty"]:
+                        targets[pid] = p["last_enqueued_sequence_number"]
+            total = sum(targets.values()) + len(targets)
+            stop = asyncio.Event()
+            install_signal_handlers(stop)
+
+            async def watch(worker: Any) -> None:
+                async def loop() -> None:
+                    seen: dict[str, int] = {}
+                    while not stop.is_set():
+                        for pid, state in worker.partitions.items():
+                            if state.progress.safe is not None:
+                                seen[pid] = state.progress.safe[0]
+                        done = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
+                        _progress_bar(done, total)
+                        if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
+                            stop.set()
+                            break
+                        await asyncio.sleep(0.25)
+
+                asyncio.create_task(loop())
+
+            options = WorkerOptions(checkpoint_store=MemoryCheckpointStore(), consumer_group=args.consumer_group,
+                                    store=store, on_started=watch)
+            worker = await run_worker(settings, stop, options)
+            print(file=sys.stderr)
+            _out(worker.tally.summary())
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 40
+    frac = 1.0 if total == 0 else min(1.0, done / total)
+    bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
+    print(f"\rreplay [{bar}] {done}/{total} messages ({frac:.0%})", end="", file=sys.stderr, flush=True)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from processor.hub.clients import producer_client
+    from processor.sim.traffic import deliver, lifecycle
+    from processor.worker.simulate import publish
+
+    settings = _settings(args)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        from processor.worker.app import install_signal_handlers
+
+        install_signal_handlers(stop)
+        messages = deliver(lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
+                           seed=args.seed + 1, duplicate_rate=args.duplicates, late_rate=args.late)
+        started = time.monotonic()
+        async with producer_client(settings) as producer:
+            sent = await publish(producer, messages, rate=args.rate, by_subject=args.partition_key, stop=stop)
+        elapsed = time.monotonic() - started
+        _out({"sent": sent, "seconds": round(elapsed, 3), "per_second": round(sent / elapsed if elapsed else 0, 1)})
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
+    from processor.worker.status import partition_status
+
+    settings = _settings(args)
+
+    async def main() -> int:
+        checkpoints = await open_checkpoint_store(settings)
+        try:
+            rows = await partition_status(settings, checkpoints, args.consumer_group)
+        finally:
+            await close_checkpoint_store(checkpoints)
+        if args.json:
+            _out(rows)
+            return 0
+        print(f"{'partition':>9}  {'owner':<36}  {'checkpoint':>10}  {'last enqueued':>13}  {'lag':>8}")
+        for r in rows:
+            seq = "-" if r["checkpoint_sequence_number"] is None else r["checkpoint_sequence_number"]
+            print(f"{r['partition']:>9}  {r['owner'] or '-':<36}  {seq:>10}  {r['last_enqueued_sequence_number']:>13}  "
+                  f"{r['lag']:>8}")
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from processor.worker.demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
+def _out(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
+    sys.stdout.flush()
+
+
+def register(sub: Any) -> None:
+    def store_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
+
+    p = sub.add_parser("run", help="the long-lived worker: consume the hub, keep the projection, serve HTTP")
+    p.add_argument("--no-http", action="store_true", help="do not start the HTTP server")
+    store_option(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("replay", help="rebuild a projection from the hub into a fresh store (live checkpoints untouched)")
+    p.add_argument("--from", dest="from_", default="earliest", metavar="earliest|TIME",
+                   help="where to start: earliest or an ISO-8601 time")
+    p.add_argument("--consumer-group", default="replay",
+                   help="a consumer group of its own, so live workers are not disturbed (default: replay)")
+    p.add_argument("--force", action="store_true", help="replay into a store that already holds objects")
+    store_option(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("simulate", help="publish realistic Event Grid traffic to the hub")
+    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
+    p.add_argument("--partition-key", action="store_true", help="partition key = subject, as a keyed subscription")
+    p.add_argument("--workspaces", type=int, default=2)
+    p.add_argument("--accounts", type=int, default=1)
+    p.add_argument("--duplicates", type=float, default=0.05, help="share of events delivered twice")
+    p.add_argument("--late", type=float, default=0.1, help="share of events delivered late")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("status", help="per partition: owner, checkpoint, last enqueued sequence number, lag")
+    p.add_argument("--consumer-group", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="everything on this machine: local hub, simulated traffic, worker, SQLite")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds to run (0 = until Ctrl-C)")
+    p.add_argument("--rate", type=float, default=400.0, help="simulated messages per second")
+    p.add_argument("--data-dir", default="data/demo", help="where the demo keeps its SQLite files")
+    p.add_argument("--http", default="127.0.0.1:8080", help="address of the HTTP API and dashboard")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,296 @@
+"""Worker: Event Hubs messages in; the projection and checkpoints out.
+
+The flow is one way: message -> intake (events, dead letters) -> reorder buffer (per object, window W) ->
+projector (fold + one store transaction) -> partition progress -> checkpoint. A checkpoint only ever names a
+message whose every event is durably applied or discarded, so a crash at any instant replays only what the
+store already treats as stale or duplicate.
+
+The SDK calls `open_partition`, `receive` and `close_partition` from its per-partition tasks; `run` is the
+single apply loop. All of them share one event loop, and the state they touch is changed between awaits
+only, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from azure.eventhub.aio import CheckpointStore
+
+from processor.config import Settings
+from processor.core.intake import Intake
+from processor.core.model import DeadLetter, Tally
+from processor.core.progress import PartitionProgress
+from processor.core.reorder import ReorderBuffer, Released
+from processor.projector import Projector
+from processor.stores.base import ProjectionStore, StoreError
+
+log = logging.getLogger(__name__)
+
+COMMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class PartitionState:
+    progress: PartitionProgress
+    opened_at: float
+    checkpointed: tuple[int, str] | None = None
+    checkpointed_at: float | None = None
+    done_at_checkpoint: int = 0
+    last_received_at: float | None = None
+    last_enqueued: int | None = None
+    stalled: bool = False
+
+
+@dataclass
+class CommitStats:
+    count: int = 0
+    seconds: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(COMMIT_BUCKETS))
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.seconds += seconds
+        for i, bound in enumerate(COMMIT_BUCKETS):
+            if seconds <= bound:
+                self.buckets[i] += 1
+
+
+class Streak:
+    """Logs the first failure of a run of failures and the recovery, not every retry in between."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.failures = 0
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            self.since = time.monotonic()
+            log.error("%s failed, retrying with backoff until it recovers: %s", self.what, exc)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.warning("%s recovered after %d failed attempts over %.1fs", self.what, self.failures,
+                        time.monotonic() - (self.since or time.monotonic()))
+        self.failures = 0
+        self.since = None
+
+
+def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    return min(cap, base * (2 ** min(attempt, 10)))
+
+
+def message_body(event: Any) -> bytes:
+    body = event.body
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    return b"".join(bytes(part) for part in body)
+
+
+def delivery_kind(properties: dict | None) -> str | None:
+    """Event Grid's `aeg-event-type` application property (Notification, SubscriptionValidation, ...)."""
+    if not properties:
+        return None
+    value = properties.get(b"aeg-event-type", properties.get("aeg-event-type"))
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: ProjectionStore, checkpoint_store: CheckpointStore | None,
+                 namespace: str, hub: str, consumer_group: str, intake: Intake | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        from processor.ingest import make_intake
+
+        self.settings = settings
+        self.store = store
+        self.checkpoint_store = checkpoint_store
+        self.ids = {"fully_qualified_namespace": namespace, "eventhub_name": hub, "consumer_group": consumer_group}
+        self.intake = intake or make_intake(settings)
+        self.clock = clock
+        self.buffer = ReorderBuffer(settings.reorder_window, settings.reorder_max_events, settings.reorder_max_bytes)
+        self.tally = Tally()
+        self.projector = Projector(store, self.tally)
+        self.partitions: dict[str, PartitionState] = {}
+        self.commits = CommitStats()
+        self.store_streak = Streak("store commit")
+        self.checkpoint_streak = Streak("checkpoint write")
+        self._generation = 0
+        self._dead: list[tuple[list[DeadLetter], tuple[str, int, int]]] = []
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._accepting = True
+        self._give_up_at: float | None = None
+        self.running = False
+        self.store_healthy = True
+
+    # --- called from the SDK's partition tasks ---------------------------------------------------------
+
+    def open_partition(self, partition_id: str) -> None:
+        self._generation += 1
+        self.partitions[partition_id] = PartitionState(PartitionProgress(self._generation), self.clock())
+        log.info("partition %s opened", partition_id)
+
+    def close_partition(self, partition_id: str, lost: bool) -> None:
+        state = self.partitions.pop(partition_id, None)
+        if state is None:
+            return
+        gen = state.progress.generation
+        dropped = self.buffer.drop(lambda e: e.origin[0] == partition_id and e.origin[1] == gen)
+        self._dead = [d for d in self._dead if not (d[1][0] == partition_id and d[1][1] == gen)]
+        if dropped or lost:
+            # The next owner starts from our last checkpoint, so it receives these again.
+            log.info("partition %s %s; %d buffered events dropped for its next owner to replay",
+                     partition_id, "lost" if lost else "closed", len(dropped))
+
+    async def receive(self, partition_id: str, events: Iterable[Any], last_enqueued: int | None = None) -> None:
+        if not self._accepting:
+            return  # shutting down: not checkpointed, so the next owner receives these
+        while len(self.buffer) >= self.buffer.max_events and self._accepting:
+            self._wake.set()
+            self._room.clear()
+            await self._room.wait()
+        if not self._accepting:
+            return
+        state = self.partitions.get(partition_id)
+        if state is None:
+            self.open_partition(partition_id)
+            state = self.partitions[partition_id]
+        progress, gen, now = state.progress, state.progress.generation, self.clock()
+        intake, buffer, tally = self.intake, self.buffer, self.tally
+        for event in events:
+            seq = event.sequence_number
+            admitted, dead = intake.admit(message_body(event), tally, origin=(partition_id, gen, seq),
+                                          label=f"{self.ids['eventhub_name']}/{partition_id}@{seq}",
+                                          delivery_kind=delivery_kind(event.properties))
+            progress.received(seq, event.offset, len(admitted) + (1 if dead else 0))
+            for ev in admitted:
+                if not buffer.add(ev, now):
+                    tally.add("duplicate", ev.event.type)
+                    progress.finish(seq)
+            if dead:
+                self._dead.append((dead, (partition_id, gen, seq)))
+        state.last_received_at = now
+        state.stalled = False
+        if last_enqueued is not None:
+            state.last_enqueued = last_enqueued
+        if self._dead or buffer.over_bound():
+            self._wake.set()
+
+    # --- the apply loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Release due events and commit them, forever; checkpoints follow each commit."""
+        self.running = True
+        try:
+            while True:
+                deadline = self.buffer.next_deadline()
+                timeout = self.settings.checkpoint_every_seconds
+                if deadline is not None:
+                    timeout = min(timeout, max(0.0, deadline - self.clock()))
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+                await self.flush()
+        finally:
+            self.running = False
+
+    async def flush(self, drain: bool = False) -> None:
+        spare = max(1, self.buffer.max_events // 10)
+        released = self.buffer.drain() if drain else self.buffer.release(self.clock(), spare=spare)
+        dead, self._dead = self._dead, []
+        if len(self.buffer) < self.buffer.max_events:
+            self._room.set()
+        if released or dead:
+            await self._commit(released, dead)
+            for events in released.values():
+                for ev in events:
+                    self._finish(ev.origin)
+            for _, origin in dead:
+                self._finish(origin)
+        await self.checkpoint(force=drain)
+
+    def _finish(self, origin: tuple[str, int, int]) -> None:
+        partition_id, gen, seq = origin
+        state = self.partitions.get(partition_id)
+        if state is not None and state.progress.generation == gen:
+            state.progress.finish(seq)
+
+    async def _commit(self, released: Released, dead: list[tuple[list[DeadLetter], Any]]) -> None:
+        letters = [letter for group, _ in dead for letter in group]
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.projector.apply(released, letters)
+            except StoreError as exc:
+                self.store_healthy = False
+                self.store_streak.failed(exc)
+                if self._give_up_at is not None and self.clock() >= self._give_up_at:
+                    raise
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+                continue
+            self.commits.observe(time.perf_counter() - started)
+            self.store_healthy = True
+            self.store_streak.succeeded()
+            return
+
+    async def checkpoint(self, force: bool = False) -> None:
+        if self.checkpoint_store is None:
+            return
+        settings, now = self.settings, self.clock()
+        for partition_id, state in list(self.partitions.items()):
+            safe = state.progress.safe
+            if safe is None or safe == state.checkpointed:
+                continue
+            due = (
+                force
+                or state.progress.done_messages - state.done_at_checkpoint >= settings.checkpoint_every_events
+                or now - (state.checkpointed_at or state.opened_at) >= settings.checkpoint_every_seconds
+            )
+            if not due:
+                continue
+            try:
+                await self.checkpoint_store.update_checkpoint(
+                    {**self.ids, "partition_id": partition_id, "offset": safe[1], "sequence_number": safe[0]}
+                )
+            except Exception as exc:  # the SDK's stores raise their transport's errors; retried next round
+                self.checkpoint_streak.failed(exc)
+                continue
+            self.checkpoint_streak.succeeded()
+            if self.partitions.get(partition_id) is state:
+                state.checkpointed, state.checkpointed_at = safe, now
+                state.done_at_checkpoint = state.progress.done_messages
+
+    async def shutdown(self, timeout: float) -> bool:
+        """Stop accepting, commit what is held, checkpoint. True when everything held was committed in time."""
+        self._accepting = False
+        self._room.set()
+        self._give_up_at = self.clock() + timeout
+        try:
+            await asyncio.wait_for(self.flush(drain=True), timeout)
+            return True
+        except (asyncio.TimeoutError, StoreError) as exc:
+            log.error("shutdown could not commit everything within %.0fs (%s); uncommitted events are not "
+                      "checkpointed and will be received again", timeout, exc or "timeout")
+            return False
+
+    # --- what the HTTP layer and `status` read ----------------------------------------------------------
+
+    def lag(self, state: PartitionState) -> int | None:
+        if state.last_enqueued is None:
+            return None
+        base = state.checkpointed[0] if state.checkpointed else -1
+        return max(0, state.last_enqueued - base)

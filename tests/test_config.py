@@ -1,0 +1,46 @@
+"""Settings: file and environment, and that the shipped config file states the code's defaults."""
+
+from pathlib import Path
+
+import pytest
+
+from processor.config import ConfigError, Settings, env_names, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_shipped_config_file_states_the_code_defaults():
+    assert load_settings(env={}, path=ROOT / "config" / "processor.toml") == Settings()
+
+
+def test_the_shipped_config_file_names_every_environment_variable():
+    text = (ROOT / "config" / "processor.toml").read_text()
+    missing = [name for name in env_names() if name != "PROCESSOR_CONFIG" and name not in text]
+    assert missing == []
+
+
+def test_environment_overrides_the_file(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[store]\nurl = "sqlite:///a.sqlite"\n[reorder]\nwindow = 5\n')
+    s = load_settings(env={"PROCESSOR_REORDER_WINDOW": "0.5", "PROCESSOR_ALLOWED_SOURCES": " a , B ,"}, path=cfg)
+    assert (s.store_url, s.reorder_window, s.allowed_sources) == ("sqlite:///a.sqlite", 0.5, ("a", "B"))
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"PROCESSOR_CHECKPOINT_EVERY_EVENTS": "0"}, "PROCESSOR_CHECKPOINT_EVERY_EVENTS"),
+    ({"PROCESSOR_HTTP_ADDRESS": "8080"}, "PROCESSOR_HTTP_ADDRESS"),
+    ({"PROCESSOR_LOG_LEVEL": "chatty"}, "PROCESSOR_LOG_LEVEL"),
+    ({"PROCESSOR_CHECKPOINT_URL": "redis://x"}, "PROCESSOR_CHECKPOINT_URL"),
+    ({"PROCESSOR_EVENTHUB_CONNECTION_STRING": "Endpoint=sb://a/", "PROCESSOR_EVENTHUB_NAMESPACE": "b"},
+     "PROCESSOR_EVENTHUB_NAMESPACE"),
+])
+def test_bad_values_name_their_variable(env, named):
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env, path=ROOT / "config" / "processor.toml")
+
+
+def test_unknown_keys_in_the_file_are_refused(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[store]\nuri = 'sqlite:///x'\n")
+    with pytest.raises(ConfigError, match=r"\[store\] uri: unknown setting"):
+        load_settings(env={}, path=cfg)
