@@ -18,7 +18,7 @@ import struct
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from .message import annotate
 
@@ -253,6 +253,3 @@ class Hub:
     def close(self) -> None:
         for log in self.partitions.values():
             log.close()
-
-    def each_log(self, partition: str | None = None, fn: Callable[[PartitionLog], None] | None = None):
-        return [log for pid, log in self.partitions.items() if partition is None or pid == partition]
