@@ -1,0 +1,122 @@
+"""The HTTP server: routes, the token and method rules, and starting it next to a worker or on its own.
+
+    app = build_app(settings, store, worker)          # for tests or an embedding runner
+    handle = await start_http(settings, store, worker) # listening on settings.http_address
+    handle.port; await handle.close()
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from processor.config import Settings
+from processor.http import api, dashboard, metrics, probes
+from processor.http.context import CONTEXT, Context
+from processor.http.jsonresp import json_error
+from processor.stores.base import ProjectionStore, StoreError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+READ_METHODS = ("GET", "HEAD")
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # compare_digest on bytes: constant time in the token's content, whatever it holds.
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+@web.middleware
+async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read-only (405 for anything but GET/HEAD), the bearer token on /api/, and JSON errors under /api/."""
+    is_api = request.path == "/api" or request.path.startswith("/api/")
+    if request.method not in READ_METHODS:
+        return json_error(405, f"{request.method} not allowed: this server only reads",
+                          headers={"Allow": ", ".join(READ_METHODS)})
+    token = request.app[CONTEXT].settings.api_token
+    if is_api and token and not _authorized(request, token):
+        return json_error(401, "a bearer token is required (Authorization: Bearer TOKEN)",
+                          headers={"WWW-Authenticate": 'Bearer realm="processor"'})
+    try:
+        return await handler(request)
+    except api.ApiError as exc:
+        return json_error(exc.status, str(exc))
+    except StoreError as exc:
+        log.warning("store failed answering %s: %s", request.path_qs, exc)
+        return json_error(503, f"store unavailable: {exc}")
+    except web.HTTPException as exc:
+        if is_api and exc.status >= 400:
+            return json_error(exc.status, exc.reason, headers={k: v for k, v in exc.headers.items()
+                                                                if k.lower() == "allow"})
+        raise
+
+
+def build_app(settings: Settings, store: ProjectionStore, worker: Any = None) -> web.Application:
+    app = web.Application(middlewares=[rules])
+    ctx = Context(settings, store, worker)
+    app[CONTEXT] = ctx
+
+    async def close_context(_app: web.Application) -> None:
+        await ctx.close()
+
+    app.on_cleanup.append(close_context)
+    get = app.router.add_get
+    get("/healthz", probes.healthz)
+    get("/readyz", probes.readyz)
+    get("/metrics", metrics.metrics)
+    get("/api/objects", api.objects)
+    get("/api/objects/{object:.+}", api.one_object)
+    get("/api/recent", api.recent)
+    get("/api/deadletters", api.dead_letters)
+    get("/api/partitions", api.partitions)
+    get("/api/summary", api.summary)
+    get("/", dashboard.index)
+    get("/static/{name}", dashboard.static)
+    return app
+
+
+@dataclass
+class HttpHandle:
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def start_http(settings: Settings, store: ProjectionStore, worker: Any = None) -> HttpHandle:
+    """Serve on settings.http_address (port 0 picks a free port: see handle.port) until handle.close()."""
+    host, port = split_address(settings.http_address)
+    runner = web.AppRunner(build_app(settings, store, worker), access_log=None, handle_signals=False,
+                           shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0][1] if runner.addresses else port
+    handle = HttpHandle(runner, host, bound)
+    log.info("HTTP on %s (dashboard /, API /api/, metrics /metrics)%s", handle.url,
+             "; /api/ needs the bearer token" if settings.api_token else "")
+    return handle
