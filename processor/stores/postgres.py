@@ -1,0 +1,316 @@
+"""PostgreSQL projection store, for several replicas sharing one projection.
+
+asyncpg with a small pool. Every write batch is one statement (data-modifying CTEs over unnested arrays),
+so a commit costs one round trip whatever its size, and runs in its own implicit transaction.
+
+Text columns that are compared or sorted use COLLATE "C": code-point order, the same as SQLite and Python,
+whatever the database's default collation.
+
+URL forms: postgresql://user:password@host:port/database?sslmode=require (postgres:// too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Awaitable, Callable, Collection, TypeVar
+
+import asyncpg
+import orjson
+
+from processor.core.model import DeadLetter, ObjectKey, Row, Write
+from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+# The two-int4 advisory key space does not overlap the single-bigint one; 0x70726f63 is "proc".
+_SCHEMA_LOCK = (0x70726F63, 1)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projection (
+    source TEXT COLLATE "C" NOT NULL,
+    object TEXT COLLATE "C" NOT NULL,
+    event_type TEXT COLLATE "C" NOT NULL,
+    event_id TEXT COLLATE "C" NOT NULL,
+    sequencer TEXT COLLATE "C" NOT NULL,
+    etag TEXT,
+    state JSONB NOT NULL,
+    updated_at TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (source, object)
+);
+CREATE INDEX IF NOT EXISTS projection_updated ON projection (updated_at);
+CREATE INDEX IF NOT EXISTS projection_type ON projection (event_type, source, object);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id BIGSERIAL PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    event_id TEXT,
+    body BYTEA NOT NULL,
+    body_size INTEGER NOT NULL
+);
+"""
+_COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at"
+
+# One statement per batch. Its parts, in the order they take effect:
+# - `lk` locks the existing rows of every written object, in key order. Two replicas committing overlapping
+#   batches then queue on the first shared row instead of deadlocking on rows taken in opposite orders
+#   (UPDATE ... FROM locks in whatever order its join produces). `ins`, `upd` and `dl` wait for all of `lk`
+#   through the uncorrelated `(SELECT count(*) FROM lk)`, an init plan run before their first row.
+# - `ins`: objects the fold found absent; another writer may have created them since: then nothing.
+# - `upd`: the compare-and-set, only over the very row the fold started from, and only forwards. Under READ
+#   COMMITTED a row changed since the statement began is re-checked in its newest version, so a concurrent
+#   writer's update makes this one fail rather than be overwritten.
+# - `dl`: dead letters, once per fingerprint.
+# The final SELECT returns the conflicts with SQLite's meaning: writes not written whose object is not, as
+# of the statement's snapshot, already at exactly the write's (sequencer, event_id).
+_COMMIT = """
+WITH w AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[])
+        AS t(source, object, event_type, event_id, sequencer, etag, state, updated_at, exp_seq, exp_id)
+),
+lk AS MATERIALIZED (
+    SELECT 1 FROM projection p JOIN w ON p.source = w.source AND p.object = w.object
+    ORDER BY p.source, p.object
+    FOR NO KEY UPDATE OF p
+),
+ins AS (
+    INSERT INTO projection AS p (source, object, event_type, event_id, sequencer, etag, state, updated_at)
+    SELECT source, object, event_type, event_id, sequencer, etag, state::jsonb, updated_at FROM w
+    WHERE exp_seq IS NULL AND (SELECT count(*) FROM lk) >= 0
+    ORDER BY source COLLATE "C", object COLLATE "C"
+    ON CONFLICT (source, object) DO NOTHING
+    RETURNING p.source, p.object
+),
+upd AS (
+    UPDATE projection AS p
+    SET event_type = w.event_type, event_id = w.event_id, sequencer = w.sequencer, etag = w.etag,
+        state = w.state::jsonb, updated_at = w.updated_at
+    FROM w
+    WHERE w.exp_seq IS NOT NULL AND (SELECT count(*) FROM lk) >= 0
+      AND p.source = w.source AND p.object = w.object
+      AND p.sequencer = w.exp_seq AND p.event_id = w.exp_id
+      AND (p.sequencer, p.event_id) < (w.sequencer COLLATE "C", w.event_id COLLATE "C")
+    RETURNING p.source, p.object
+),
+dl AS (
+    INSERT INTO dead_letters (fingerprint, received_at, origin, reason, event_id, body, body_size)
+    SELECT d.fingerprint, $11, d.origin, d.reason, d.event_id, d.body, d.body_size
+    FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::bytea[], $17::int4[])
+        AS d(fingerprint, origin, reason, event_id, body, body_size)
+    WHERE (SELECT count(*) FROM lk) >= 0
+    ORDER BY d.fingerprint COLLATE "C"
+    ON CONFLICT (fingerprint) DO NOTHING
+)
+SELECT w.source, w.object FROM w
+WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.source = w.source AND ins.object = w.object)
+  AND NOT EXISTS (SELECT 1 FROM upd WHERE upd.source = w.source AND upd.object = w.object)
+  AND NOT EXISTS (SELECT 1 FROM projection p WHERE p.source = w.source AND p.object = w.object
+                  AND p.sequencer = w.sequencer AND p.event_id = w.event_id)
+"""
+_LOAD = f"""
+SELECT {", ".join("p." + c for c in _COLUMNS.split(", "))}
+FROM unnest($1::text[], $2::text[]) AS k(source, object)
+JOIN projection p ON p.source = k.source AND p.object = k.object
+"""
+_DEAD_LETTERS = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
+                 "WHERE id > $1 ORDER BY id LIMIT $2")
+_RECENT = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT $1"
+_COUNTS = "SELECT (SELECT count(*) FROM projection), (SELECT count(*) FROM dead_letters)"
+_EXPORT_PAGE = 5000
+# A deadlock is still possible in one narrow case (an object created by another writer after this
+# statement's snapshot, while that writer waits on a row this one locked); PostgreSQL breaks it by failing
+# one statement, which is then simply run again: it is a whole transaction.
+_DEADLOCK_RETRIES = 5
+
+# Errors of the connection or the server, as opposed to mistakes in this module.
+_STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+class PostgresStore(ProjectionStore):
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 4, connect_timeout: float = 10.0,
+                 command_timeout: float | None = 120.0):
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"bad PostgreSQL URL {_redact(url)!r}: expected postgresql://user@host:port/database")
+        self.url = url
+        self._where = _redact(url)
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        detail = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return StoreError(f"postgres store {self._where}: {doing} failed: {detail}")
+
+    async def _run(self, doing: str, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"postgres store {self._where}: {doing} failed: store is not open")
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as conn:
+                return await fn(conn)
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, doing) from exc
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self.url, min_size=self._min_size, max_size=self._max_size, timeout=self._connect_timeout,
+                command_timeout=self._command_timeout,
+            )
+        except _STORE_ERRORS as exc:
+            raise self._error(exc, "connect") from exc
+        except ValueError as exc:  # asyncpg's own URL parsing
+            raise StoreError(f"postgres store {self._where}: bad URL: {exc}") from exc
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as conn:
+                await _migrate(conn)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, _STORE_ERRORS):
+                raise self._error(exc, "schema setup") from exc
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self._connect_timeout)
+            except (asyncio.TimeoutError, *_STORE_ERRORS):
+                pool.terminate()
+
+    # -- the interface ------------------------------------------------------------------------------------
+
+    async def load(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
+        if not keys:
+            return {}
+        sources = [k[0] for k in keys]
+        objects = [k[1] for k in keys]
+        records = await self._run("load", lambda c: c.fetch(_LOAD, sources, objects))
+        return {(r[0], r[1]): _row(r) for r in records}
+
+    async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
+        if not writes and not dead_letters:
+            return set()
+        cols: list[list[Any]] = [[] for _ in range(10)]
+        dumps = orjson.dumps
+        for w in writes:
+            r = w.row
+            exp_seq, exp_id = w.expected if w.expected is not None else (None, None)
+            for col, value in zip(cols, (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag,
+                                         dumps(r.state).decode(), r.updated_at, exp_seq, exp_id)):
+                col.append(value)
+        dl_cols: list[list[Any]] = [[] for _ in range(6)]
+        for d in dead_letters:
+            for col, value in zip(dl_cols, (d.fingerprint, d.origin, d.reason, d.event_id, bytes(d.body), d.body_size)):
+                col.append(value)
+        args = (*cols, _now(), *dl_cols)
+
+        async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    return await conn.fetch(_COMMIT, *args)
+                except asyncpg.DeadlockDetectedError:
+                    if attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+        records = await self._run("commit", run)
+        return {(r[0], r[1]) for r in records}
+
+    async def query(self, q: Query) -> list[Row]:
+        where: list[str] = []
+        params: list[Any] = []
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if q.source is not None:
+            where.append(f"source = {param(q.source.lower())}")
+        if q.prefix:
+            # A range instead of LIKE: object names may contain % and _, and the range walks the key.
+            where.append(f"object >= {param(q.prefix)} AND object < {param(q.prefix + chr(0x10FFFF))}")
+        if q.event_type is not None:
+            where.append(f"event_type = {param(q.event_type)}")
+        for field, value in q.state_equals:
+            where.append(f"state ->> {param(_json_field(field))} = {param(value)}")
+        if q.after is not None:
+            where.append(f"(source, object) > ({param(q.after[0])}, {param(q.after[1])})")
+        sql = f"SELECT {_COLUMNS} FROM projection"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY source, object LIMIT {param(q.limit)}"
+        records = await self._run("query", lambda c: c.fetch(sql, *params))
+        return [_row(r) for r in records]
+
+    async def recent(self, limit: int) -> list[Row]:
+        records = await self._run("recent", lambda c: c.fetch(_RECENT, limit))
+        return [_row(r) for r in records]
+
+    async def export(self) -> AsyncIterator[Row]:
+        after: ObjectKey | None = None
+        while True:
+            page = await self.query(Query(after=after, limit=_EXPORT_PAGE))
+            for row in page:
+                yield row
+            if len(page) < _EXPORT_PAGE:
+                return
+            after = page[-1].key
+
+    async def dead_letters(self, limit: int = 100, after_id: int | None = None) -> list[dict[str, Any]]:
+        records = await self._run("dead letters", lambda c: c.fetch(_DEAD_LETTERS, after_id or 0, limit))
+        return [dead_letter_dict(*r) for r in records]
+
+    async def counts(self) -> dict[str, int]:
+        objects, dead = await self._run("counts", lambda c: c.fetchrow(_COUNTS))
+        return {"objects": objects, "dead_letters": dead}
+
+    async def ping(self) -> None:
+        await self._run("ping", lambda c: c.fetchval("SELECT 1"))
+
+
+async def _migrate(conn: asyncpg.Connection) -> None:
+    # The transaction-scoped lock serialises replicas starting together: concurrent CREATE ... IF NOT EXISTS
+    # of the same table can otherwise fail on the catalog's unique indexes.
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_SCHEMA_LOCK)
+        await conn.execute(_SCHEMA)
+        await conn.execute("INSERT INTO meta VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING",
+                           str(SCHEMA_VERSION))
+        version = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(f"schema version {version} is newer than this processor understands ({SCHEMA_VERSION})")
+        # Later versions migrate here, from `version` up, still under the lock.
+
+
+def _row(r: asyncpg.Record) -> Row:
+    return Row(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6]), r[7])
+
+
+def _json_field(field: str) -> str:
+    if not field.replace("_", "").isalnum():
+        raise ValueError(f"state field must be a plain name, got {field!r}")
+    return field
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
