@@ -18,7 +18,7 @@ from processor.config import Settings
 from processor.http import api, dashboard, metrics, probes
 from processor.http.context import CONTEXT, Context
 from processor.http.jsonresp import json_error
-from processor.stores.base import ProjectionStore, StoreError
+from processor.stores.base import ProjectionStore
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,14 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except api.ApiError as exc:
         return json_error(exc.status, str(exc))
-    except StoreError as exc:
-        log.warning("store failed answering %s: %s", request.path_qs, exc)
-        return json_error(503, f"store unavailable: {exc}")
     except web.HTTPException as exc:
         if is_api and exc.status >= 400:
-            return json_error(exc.status, exc.reason, headers={k: v for k, v in exc.headers.items()
-                                                                if k.lower() == "allow"})
+            return json_error(exc.status, exc.reason)
         raise
+    except RuntimeError as exc:
+        # StoreError is a RuntimeError, and so is what a closed SQLite store raises (its thread is shut down).
+        log.warning("store failed answering %s: %s", request.path_qs, exc)
+        return json_error(503, f"store unavailable: {exc}")
 
 
 def build_app(settings: Settings, store: ProjectionStore, worker: Any = None) -> web.Application:
