@@ -1,8 +1,26 @@
 """The HTTP server: routes, the token and method rules, and starting it next to a worker or on its own.
 
     app = build_app(settings, store, worker)          # for tests or an embedding runner
-    handle = await start_http(settings, store, worker) # listening on settings.http_address
+    handle = await start_http(settings, store, worker) # listening on settings.http_address (port 0: any)
     handle.port; await handle.close()
+
+Endpoints (GET/HEAD only; any other method is 405):
+    /healthz            liveness: 200 while the event loop answers
+    /readyz             200 when the store answers ping() and, with a worker, its apply loop and consumer run;
+                        503 {"ready": false, "reason": ...} otherwise
+    /metrics            Prometheus text format (processor_* families; see metrics.py)
+    /api/objects        ?source= &prefix= &type= &state.FIELD=VALUE &limit= (100, max 1000) &next=CURSOR
+    /api/objects/{name} one object (names contain slashes); ?source= when several sources have it (else 409)
+    /api/recent         the most recently updated objects (?limit=, max 100)
+    /api/deadletters    ?limit= &after=ID (the previous page's `next`)
+    /api/partitions     owner, checkpoint, last enqueued, lag per partition (cached 3 s)
+    /api/summary        counters, stored counts (cached 2 s), reorder buffer, commits
+    /                   the dashboard (static/), refreshing itself every 2 s from /api/
+
+Token: when PROCESSOR_API_TOKEN (settings.api_token) is set, /api/* needs `Authorization: Bearer TOKEN`
+(else 401 with WWW-Authenticate). Probes, /metrics and the page itself stay open; the page asks for the token
+on a 401, or takes it from the address once: http://HOST:PORT/#token=TOKEN (a fragment never reaches the
+server or its logs; the page keeps it in sessionStorage and removes it from the address bar).
 """
 
 from __future__ import annotations
