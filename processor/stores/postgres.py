@@ -66,7 +66,9 @@ _COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, update
 #   writer's update makes this one fail rather than be overwritten.
 # - `dl`: dead letters, once per fingerprint.
 # The final SELECT returns the conflicts with SQLite's meaning: writes not written whose object is not, as
-# of the statement's snapshot, already at exactly the write's (sequencer, event_id).
+# of the statement's snapshot, already at exactly the write's (sequencer, event_id). NOT IN rather than
+# NOT EXISTS: the planner estimates one row for a CTE's RETURNING, and with NOT EXISTS picks a nested loop
+# that rescans it per write (measured 3 s for 5000 writes); NOT IN over a small estimate is a hashed subplan.
 _COMMIT = """
 WITH w AS MATERIALIZED (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -107,8 +109,8 @@ dl AS (
     ON CONFLICT (fingerprint) DO NOTHING
 )
 SELECT w.source, w.object FROM w
-WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.source = w.source AND ins.object = w.object)
-  AND NOT EXISTS (SELECT 1 FROM upd WHERE upd.source = w.source AND upd.object = w.object)
+WHERE (w.source, w.object) NOT IN (SELECT source, object FROM ins)
+  AND (w.source, w.object) NOT IN (SELECT source, object FROM upd)
   AND NOT EXISTS (SELECT 1 FROM projection p WHERE p.source = w.source AND p.object = w.object
                   AND p.sequencer = w.sequencer AND p.event_id = w.event_id)
 """
