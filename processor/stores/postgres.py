@@ -15,6 +15,7 @@ import asyncio
 import re
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Collection, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -145,6 +146,10 @@ class PostgresStore(ProjectionStore):
             raise ValueError(f"bad PostgreSQL URL {_redact(url)!r}: expected postgresql://user@host:port/database")
         self.url = url
         self._where = _redact(url)
+        try:
+            urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"bad PostgreSQL URL {self._where!r}: {exc}") from exc
         self._min_size = min_size
         self._max_size = max_size
         self._connect_timeout = connect_timeout
@@ -179,8 +184,8 @@ class PostgresStore(ProjectionStore):
             )
         except _STORE_ERRORS as exc:
             raise self._error(exc, "connect") from exc
-        except ValueError as exc:  # asyncpg's own URL parsing
-            raise StoreError(f"postgres store {self._where}: bad URL: {exc}") from exc
+        except ValueError as exc:  # asyncpg's own URL parsing: a configuration mistake, not worth retrying
+            raise ValueError(f"bad PostgreSQL URL {self._where!r}: {exc}") from exc
         try:
             async with pool.acquire(timeout=self._connect_timeout) as conn:
                 await _migrate(conn)
@@ -204,25 +209,35 @@ class PostgresStore(ProjectionStore):
     async def load(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
         if not keys:
             return {}
-        sources = [k[0] for k in keys]
-        objects = [k[1] for k in keys]
+        sources = [_text(k[0]) for k in keys]
+        objects = [_text(k[1]) for k in keys]
         records = await self._run("load", lambda c: c.fetch(_LOAD, sources, objects))
-        return {(r[0], r[1]): _row(r) for r in records}
+        rows = {(r[0], r[1]): _row(r) for r in records}
+        for key in keys:  # keys holding NUL are stored with U+FFFD; the caller gets them under its own key
+            if "\x00" in key[0] or "\x00" in key[1]:
+                stored = rows.pop((_text(key[0]), _text(key[1])), None)
+                if stored is not None:
+                    rows[key] = stored
+        return rows
 
     async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
         if not writes and not dead_letters:
             return set()
         cols: list[list[Any]] = [[] for _ in range(10)]
-        dumps = orjson.dumps
+        renamed: dict[ObjectKey, ObjectKey] = {}  # stored key -> the caller's, for keys holding NUL
         for w in writes:
             r = w.row
             exp_seq, exp_id = w.expected if w.expected is not None else (None, None)
-            for col, value in zip(cols, (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag,
-                                         dumps(r.state).decode(), r.updated_at, exp_seq, exp_id)):
+            values = (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag, r.updated_at, exp_seq, exp_id)
+            if any(v is not None and "\x00" in v for v in values):
+                values = tuple(map(_text, values))
+                renamed[(values[0], values[1])] = r.key
+            for col, value in zip(cols, (*values[:6], _json(r.state), *values[6:])):
                 col.append(value)
         dl_cols: list[list[Any]] = [[] for _ in range(6)]
         for d in dead_letters:
-            for col, value in zip(dl_cols, (d.fingerprint, d.origin, d.reason, d.event_id, bytes(d.body), d.body_size)):
+            for col, value in zip(dl_cols, (d.fingerprint, _text(d.origin), _text(d.reason), _text(d.event_id),
+                                            bytes(d.body), d.body_size)):
                 col.append(value)
         args = (*cols, _now(), *dl_cols)
 
@@ -230,13 +245,13 @@ class PostgresStore(ProjectionStore):
             for attempt in range(_DEADLOCK_RETRIES):
                 try:
                     return await conn.fetch(_COMMIT, *args)
-                except asyncpg.DeadlockDetectedError:
+                except asyncpg.TransactionRollbackError:  # deadlock, or serialization under stricter isolation
                     if attempt == _DEADLOCK_RETRIES - 1:
                         raise
             raise AssertionError("unreachable")
 
         records = await self._run("commit", run)
-        return {(r[0], r[1]) for r in records}
+        return {renamed.get((r[0], r[1]), (r[0], r[1])) for r in records}
 
     async def query(self, q: Query) -> list[Row]:
         where: list[str] = []
@@ -302,6 +317,22 @@ async def _migrate(conn: asyncpg.Connection) -> None:
         if int(version) > SCHEMA_VERSION:
             raise StoreError(f"schema version {version} is newer than this processor understands ({SCHEMA_VERSION})")
         # Later versions migrate here, from `version` up, still under the lock.
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL (SQLite can): it becomes U+FFFD rather than a write failing forever."""
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
+
+
+# A JSON \u0000 escape (not an escaped backslash followed by "u0000"): jsonb refuses it.
+_JSON_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _json(state: dict) -> str:
+    text = orjson.dumps(state)
+    if b"\\u0000" in text:
+        text = _JSON_NUL.sub(rb"\1\\ufffd", text)
+    return text.decode()
 
 
 def _row(r: asyncpg.Record) -> Row:

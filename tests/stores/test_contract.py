@@ -325,3 +325,20 @@ async def test_an_unreachable_store_raises_store_error(backend):
     with pytest.raises(StoreError):
         await s.ping()
     await s.close()
+
+
+async def test_nul_characters_never_make_a_write_fail_forever(backend, store):
+    # Events may carry \u0000 (the decoder accepts it). PostgreSQL text and jsonb cannot hold NUL: the store
+    # keeps U+FFFD instead; SQLite keeps NUL. Either way the write goes through and the object stays usable.
+    nul = "\x00" if backend.kind == "sqlite" else "\ufffd"
+    literal = "\\u0000 stays text"  # a backslash then u0000: not a NUL, kept as is everywhere
+    a = row("blobs/a\x00b", "0001", "e\x001", etag="x\x00", state={"k\x00": "v\x00", "lit": literal})
+    assert await store.commit([insert(a)], [dead("fp-nul", event_id="id\x00", reason="bad\x00")]) == set()
+    loaded = (await store.load([a.key]))[a.key]
+    assert loaded.state == {f"k{nul}": f"v{nul}", "lit": literal}
+    assert (loaded.event_id, loaded.etag) == (f"e{nul}1", f"x{nul}")
+    newer = row("blobs/a\x00b", "0002", "e2", state={})
+    assert await store.commit([cas(newer, ("0000", "e0"))], []) == {a.key}  # the caller's key comes back
+    assert await store.commit([cas(newer, loaded.order)], []) == set()
+    assert [r.order for r in await all_rows(store)] == [("0002", "e2")]
+    assert (await store.dead_letters())[0]["reason"] == f"bad{nul}"

@@ -26,6 +26,8 @@ async def test_both_url_schemes_open_the_same_store(postgres_url):
             await store.close()
     with pytest.raises(ValueError):
         PostgresStore("mysql://localhost/x")
+    with pytest.raises(ValueError, match="bad PostgreSQL URL"):
+        PostgresStore("postgresql://localhost:port/x")
 
 
 async def test_compared_and_sorted_columns_use_code_point_collation(postgres_url):
