@@ -12,7 +12,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from processor.http.consumer import owner_ids
 
 if TYPE_CHECKING:
     from processor.http.context import Context
@@ -70,10 +69,9 @@ class PartitionView:
             log.warning("partition status unavailable: %r", exc)
             return {"source": "worker" if worker is not None else "none", "partitions": _local_only(local),
                     "error": f"partition status unavailable: {exc!r}"[:500]}
-        mine = owner_ids(worker) if worker is not None else set()
         rows = []
         for row in hub_rows:
-            merged = {"here": row["partition"] in local or (row["owner"] in mine if row["owner"] else False),
+            merged = {"here": row["partition"] in local,
                       "last_received_sequence_number": None, "checkpoint_age_seconds": None, "stalled": False,
                       **row}
             extra = local.get(row["partition"])

@@ -44,7 +44,10 @@ class ProjectionStore(abc.ABC):
 
     @abc.abstractmethod
     async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
-        """Apply all in one transaction; returns the objects whose compare-and-set failed (not written)."""
+        """Apply all in one transaction; returns the objects whose compare-and-set failed (not written).
+
+        At most one write per object (the projector folds each object's events into one).
+        """
 
     @abc.abstractmethod
     async def query(self, q: Query) -> list[Row]: ...

@@ -81,6 +81,8 @@ class SqliteStore(ProjectionStore):
             return await loop.run_in_executor(self._thread, fn, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+        except RuntimeError as exc:  # the executor is shut down: the store was closed
+            raise StoreError(f"sqlite store {self.path} is closed") from exc
 
     async def open(self) -> None:
         await self._run(self._open)

@@ -65,6 +65,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
         receive_errors.failed(RuntimeError(f"{where}: {error!r}"))
 
     async def consume() -> None:
+        worker.consumer_alive = True
+        try:
+            await _receive()
+        finally:
+            worker.consumer_alive = False
+
+    async def _receive() -> None:
         await client.receive_batch(
             on_batch,
             max_batch_size=settings.prefetch,
@@ -99,7 +106,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
                     receive_errors.succeeded()
 
     tasks = [asyncio.create_task(consume(), name="consume"), asyncio.create_task(worker.run(), name="apply"),
-             asyncio.create_task(watch_stalls(), name="stalls")]
+             asyncio.create_task(watch_stalls(), name="stalls"),
+             asyncio.create_task(worker.run_checkpoints(), name="checkpoints")]
     worker.client = client  # for `status`-like reads by the HTTP layer
     try:
         if options.on_started:
@@ -115,6 +123,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     finally:
         # Order matters: commit and checkpoint while we still own the partitions, then let the SDK release them.
         tasks[2].cancel()
+        tasks[3].cancel()  # the shutdown writes the last checkpoints itself
+        # The apply loop may be mid-commit while the drain commits the rest: two folds of one object are safe,
+        # the store's compare-and-set makes the later one fold again from the earlier one's row.
         await worker.shutdown(settings.shutdown_timeout)
         tasks[1].cancel()
         with suppress(Exception):

@@ -30,24 +30,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        options = WorkerOptions(on_started=_http_starter(settings, args))
-        await run_worker(settings, stop, options)
+        servers: list[Any] = []
+        options = WorkerOptions(on_started=_http_starter(settings, args, servers))
+        try:
+            await run_worker(settings, stop, options)
+        finally:
+            for server in servers:
+                await server.close()
         return 0
 
     return asyncio.run(main())
 
 
-def _http_starter(settings: Settings, args: argparse.Namespace):
-    """Start the HTTP server next to the worker when the HTTP adapter is part of this build."""
+def _http_starter(settings: Settings, args: argparse.Namespace, servers: list[Any]):
+    """Start the HTTP server next to the worker (kept in `servers` to be closed after it)."""
     if getattr(args, "no_http", False):
         return None
-    try:
-        from processor.http.server import start_http
-    except ModuleNotFoundError:
-        return None
+    from processor.http.server import start_http
 
     async def start(worker: Any) -> None:
-        await start_http(settings, worker.store, worker)
+        servers.append(await start_http(settings, worker.store, worker))
 
     return start
 

@@ -61,21 +61,24 @@ async def run_demo(args: argparse.Namespace) -> int:
                     f"applied {t['applied']:>6}  stale {t['stale']:>4}  duplicate {t['duplicate']:>4}  "
                     f"objects {counts['objects']:>5}  waiting in reorder window {len(worker.buffer):>4}")
 
+        servers: list[Any] = []
+
         async def started_worker(worker: Any) -> None:
-            try:
-                from processor.http.server import start_http
-            except ModuleNotFoundError:
-                start_http = None
-            if start_http is not None:
-                await start_http(settings, worker.store, worker)
-                say(f"dashboard: http://{settings.http_address}/   API: http://{settings.http_address}/api/objects")
+            from processor.http.server import start_http
+
+            servers.append(await start_http(settings, worker.store, worker))
+            say(f"dashboard: http://{settings.http_address}/   API: http://{settings.http_address}/api/objects")
             tasks.append(asyncio.create_task(report(worker)))
 
         tasks: list[asyncio.Task] = [asyncio.create_task(produce())]
         if args.duration > 0:
             tasks.append(asyncio.create_task(_stop_after(stop, args.duration)))
         say(f"running for {args.duration:.0f}s (Ctrl-C stops earlier)" if args.duration > 0 else "running until Ctrl-C")
-        worker = await run_worker(settings, stop, WorkerOptions(on_started=started_worker, stall_check_interval=10))
+        try:
+            worker = await run_worker(settings, stop, WorkerOptions(on_started=started_worker, stall_check_interval=10))
+        finally:
+            for server in servers:
+                await server.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -30,6 +30,9 @@ from processor.stores.base import ProjectionStore, StoreError
 
 log = logging.getLogger(__name__)
 
+# A checkpoint write that hangs (the storage SDK retries an unreachable endpoint for minutes) is abandoned
+# and tried again later; it runs beside the apply loop, so applying never waits on it.
+CHECKPOINT_WRITE_TIMEOUT = 10.0
 COMMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -126,12 +129,14 @@ class Worker:
         self._generation = 0
         self._dead: list[tuple[list[DeadLetter], tuple[str, int, int]]] = []
         self._wake = asyncio.Event()
+        self._checkpoint_wanted = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._accepting = True
         self._give_up_at: float | None = None
         self.running = False
         self.store_healthy = True
+        self.consumer_alive: bool | None = None  # set by whoever runs the SDK consumer (app.run_worker)
 
     # --- called from the SDK's partition tasks ---------------------------------------------------------
 
@@ -203,8 +208,19 @@ class Worker:
                     pass
                 self._wake.clear()
                 await self.flush()
+                self._checkpoint_wanted.set()
         finally:
             self.running = False
+
+    async def run_checkpoints(self) -> None:
+        """Write checkpoints after commits and every `checkpoint_every_seconds`, beside the apply loop."""
+        while True:
+            try:
+                await asyncio.wait_for(self._checkpoint_wanted.wait(), self.settings.checkpoint_every_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._checkpoint_wanted.clear()
+            await self.checkpoint()
 
     async def flush(self, drain: bool = False) -> None:
         spare = max(1, self.buffer.max_events // 10)
@@ -219,7 +235,6 @@ class Worker:
                     self._finish(ev.origin)
             for _, origin in dead:
                 self._finish(origin)
-        await self.checkpoint(force=drain)
 
     def _finish(self, origin: tuple[str, int, int]) -> None:
         partition_id, gen, seq = origin
@@ -263,9 +278,9 @@ class Worker:
             if not due:
                 continue
             try:
-                await self.checkpoint_store.update_checkpoint(
+                await asyncio.wait_for(self.checkpoint_store.update_checkpoint(
                     {**self.ids, "partition_id": partition_id, "offset": safe[1], "sequence_number": safe[0]}
-                )
+                ), CHECKPOINT_WRITE_TIMEOUT)
             except Exception as exc:  # the SDK's stores raise their transport's errors; retried next round
                 self.checkpoint_streak.failed(exc)
                 continue
@@ -275,17 +290,28 @@ class Worker:
                 state.done_at_checkpoint = state.progress.done_messages
 
     async def shutdown(self, timeout: float) -> bool:
-        """Stop accepting, commit what is held, checkpoint. True when everything held was committed in time."""
+        """Stop accepting, commit what is held, then checkpoint, all within `timeout` seconds.
+
+        True when everything held was committed and checkpointed in time. What was not is simply not
+        checkpointed, so the next owner receives it again: late, never lost.
+        """
         self._accepting = False
         self._room.set()
-        self._give_up_at = self.clock() + timeout
+        started = self.clock()
+        self._give_up_at = started + timeout
         try:
             await asyncio.wait_for(self.flush(drain=True), timeout)
-            return True
         except (asyncio.TimeoutError, StoreError) as exc:
-            log.error("shutdown could not commit everything within %.0fs (%s); uncommitted events are not "
-                      "checkpointed and will be received again", timeout, exc or "timeout")
+            log.error("shutdown could not commit what it held within %.0fs (%s); it is not checkpointed and "
+                      "will be received again", timeout, str(exc) or type(exc).__name__)
             return False
+        try:
+            await asyncio.wait_for(self.checkpoint(force=True), max(0.1, timeout - (self.clock() - started)))
+        except asyncio.TimeoutError:
+            log.error("shutdown could not write the last checkpoints within %.0fs; the next owner replays from "
+                      "the previous ones (duplicates, no loss)", timeout)
+            return False
+        return self.checkpoint_streak.failures == 0
 
     # --- what the HTTP layer and `status` read ----------------------------------------------------------
 

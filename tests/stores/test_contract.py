@@ -296,12 +296,7 @@ async def test_a_newer_schema_is_refused(backend, store):
     await newer.close()
 
 
-async def test_ping_raises_store_error_on_a_closed_store(request, backend, store):
-    if backend.kind == "sqlite":
-        # Known bug outside this folder: SqliteStore.close() shuts its thread down, so a later call raises
-        # RuntimeError from ThreadPoolExecutor.submit instead of StoreError. Strict: passes the day it is fixed.
-        request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True,
-                                              reason="SqliteStore after close() raises RuntimeError"))
+async def test_ping_raises_store_error_on_a_closed_store(backend, store):
     await store.ping()
     await store.close()
     with pytest.raises(StoreError):

@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 from processor.config import Settings
 from processor.ingest import ingest
 from processor.sim.traffic import Message
+from processor.stores.base import open_store
 from processor.stores.sqlite import SqliteStore
 
 HUB = "events"
@@ -57,7 +58,7 @@ def row_dict(r: Any) -> dict:
 
 
 async def projection(store_url: str) -> dict[tuple[str, str], dict]:
-    store = SqliteStore(store_url)
+    store = open_store(store_url)
     await store.open()
     try:
         return {r.key: row_dict(r) async for r in store.export()}

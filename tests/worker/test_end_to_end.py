@@ -1,6 +1,7 @@
 """The worker against the local hub with the real SDK: same winners as file ingest, whatever the partitioning."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
@@ -14,11 +15,15 @@ from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, orac
                                   worker_settings)
 
 
-@pytest.mark.parametrize("by_subject", [False, True], ids=["spread", "partition-key=subject"])
-async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_winners(devhub, azurite, tmp_path, by_subject):
+@pytest.mark.parametrize("by_subject, backend", [(False, "sqlite"), (True, "sqlite"), (False, "postgres")],
+                         ids=["spread-sqlite", "partition-key=subject-sqlite", "spread-postgres"])
+async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_winners(devhub, azurite, tmp_path, request,
+                                                                                by_subject, backend):
     messages = list(deliver(lifecycle(2500, seed=21), seed=22))
     settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
                                checkpoint_container="checkpoints", reorder_window=1.0)
+    if backend == "postgres":
+        settings = replace(settings, store_url=request.getfixturevalue("postgres_store_url"))
     async with producer_client(settings) as producer:
         # Half before the workers start, half while they run: both backlog and live traffic.
         await publish(producer, messages[: len(messages) // 2], by_subject=by_subject)
