@@ -1,4 +1,5 @@
-"""The running worker: the SDK consumer, the apply loop, the stall watchdog and graceful shutdown, wired.
+"""The running worker: the feeder (the SDK consumer, in a child process), the apply loop, checkpoints, the
+stall watchdog and graceful shutdown, wired.
 
 `run_worker` is what `processor run` (and the demo, and the end-to-end tests) call. It returns when `stop`
 is set, after committing what it holds, checkpointing and releasing its partitions.
@@ -8,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import struct
+import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from azure.eventhub import CloseReason
+import msgspec
 
 from processor.config import Settings
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
-from processor.hub.clients import consumer_client, hub_name, namespace, starting_position
+from processor.hub.clients import consumer_client, hub_name, namespace
+from processor.hub.feeder import ENV as FEEDER_ENV, settings_to_env
 from processor.stores.base import ProjectionStore, open_store
 from processor.worker.worker import Streak, Worker
 
@@ -29,7 +34,6 @@ log = logging.getLogger(__name__)
 class WorkerOptions:
     """What the command line or a test changes on top of the settings."""
 
-    checkpoint_store: Any = None  # a ready CheckpointStore instead of the configured one (replay: in memory)
     consumer_group: str | None = None
     stall_check_interval: float = 30.0
     owner_id_hint: str = ""
@@ -44,44 +48,45 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     store = options.store or open_store(settings.store_url)
     if own_store:
         await store.open()
-    checkpoints = options.checkpoint_store or await open_checkpoint_store(settings)
+    checkpoints = await open_checkpoint_store(settings)
     group = options.consumer_group or settings.consumer_group
     worker = Worker(settings, store, checkpoints, namespace(settings), hub_name(settings), group)
-    client = consumer_client(settings, checkpoints, group)
+    # Partition properties (stall watch, status) come from a client of our own; receiving is the feeder's.
+    client = consumer_client(settings, consumer_group=group)
+    worker.client = client
     receive_errors = Streak("receiving")
-
-    async def on_batch(context: Any, events: list) -> None:
-        props = context.last_enqueued_event_properties or {}
-        await worker.receive(context.partition_id, events, props.get("sequence_number"))
-
-    async def on_open(context: Any) -> None:
-        worker.open_partition(context.partition_id)
-
-    async def on_close(context: Any, reason: CloseReason) -> None:
-        worker.close_partition(context.partition_id, lost=reason == CloseReason.OWNERSHIP_LOST)
-
-    async def on_error(context: Any, error: Exception) -> None:
-        where = f"partition {context.partition_id}" if context is not None else "load balancing"
-        receive_errors.failed(RuntimeError(f"{where}: {error!r}"))
+    feeder = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "processor.hub.feeder", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, FEEDER_ENV: settings_to_env(settings, group)},
+        start_new_session=True,  # a Ctrl-C reaches us; we tell the feeder when to stop
+    )
+    stopping = False
 
     async def consume() -> None:
+        """Apply the feeder's frames in order until it ends."""
+        decode = msgspec.msgpack.Decoder().decode
         worker.consumer_alive = True
         try:
-            await _receive()
+            while True:
+                try:
+                    header = await feeder.stdout.readexactly(4)
+                    frame = decode(await feeder.stdout.readexactly(struct.unpack(">I", header)[0]))
+                except asyncio.IncompleteReadError:
+                    break
+                kind = frame[0]
+                if kind == "batch":
+                    await worker.receive(frame[1], frame[3], frame[2])
+                elif kind == "open":
+                    worker.open_partition(frame[1])
+                elif kind == "close":
+                    worker.close_partition(frame[1], lost=frame[2])
+                elif kind == "error":
+                    receive_errors.failed(RuntimeError(frame[1]))
         finally:
             worker.consumer_alive = False
-
-    async def _receive() -> None:
-        await client.receive_batch(
-            on_batch,
-            max_batch_size=settings.prefetch,
-            prefetch=settings.prefetch,
-            starting_position=starting_position(settings),
-            track_last_enqueued_event_properties=True,
-            on_partition_initialize=on_open,
-            on_partition_close=on_close,
-            on_error=on_error,
-        )
+        code = await feeder.wait()
+        if not stopping:
+            raise RuntimeError(f"the feeder process (the Event Hubs consumer) exited with code {code}")
 
     async def watch_stalls() -> None:
         """A partition that receives nothing while the hub holds newer events is reported, not silently stuck."""
@@ -108,7 +113,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     tasks = [asyncio.create_task(consume(), name="consume"), asyncio.create_task(worker.run(), name="apply"),
              asyncio.create_task(watch_stalls(), name="stalls"),
              asyncio.create_task(worker.run_checkpoints(), name="checkpoints")]
-    worker.client = client  # for `status`-like reads by the HTTP layer
     try:
         if options.on_started:
             maybe = options.on_started(worker)
@@ -121,21 +125,29 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
             if task is not stopper and task.exception() is not None:
                 raise task.exception()
     finally:
-        # Order matters: commit and checkpoint while we still own the partitions, then let the SDK release them.
+        stopping = True
+        # Order matters: commit and checkpoint while the feeder still owns the partitions, then let it
+        # release them. The apply loop may be mid-commit while the drain commits the rest: two folds of one
+        # object are safe, the store's compare-and-set makes the later one fold again from the other's row.
         tasks[2].cancel()
         tasks[3].cancel()  # the shutdown writes the last checkpoints itself
-        # The apply loop may be mid-commit while the drain commits the rest: two folds of one object are safe,
-        # the store's compare-and-set makes the later one fold again from the earlier one's row.
         await worker.shutdown(settings.shutdown_timeout)
         tasks[1].cancel()
         with suppress(Exception):
-            await asyncio.wait_for(client.close(), settings.shutdown_timeout)
-        tasks[0].cancel()
+            feeder.stdin.write(b"stop\n")
+            await feeder.stdin.drain()
+        try:
+            await asyncio.wait_for(asyncio.shield(tasks[0]), settings.shutdown_timeout)
+        except BaseException:  # a feeder that does not stop in time is ended; its ownership then expires
+            with suppress(ProcessLookupError):
+                feeder.kill()
         for task in tasks:
+            task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task
-        if not options.checkpoint_store:
-            await close_checkpoint_store(checkpoints)
+        with suppress(Exception):
+            await client.close()
+        await close_checkpoint_store(checkpoints)
         if own_store:
             await store.close()
     return worker

@@ -55,13 +55,16 @@ def _http_starter(settings: Settings, args: argparse.Namespace, servers: list[An
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from processor.hub.checkpoints import MemoryCheckpointStore
+    from dataclasses import replace
+
     from processor.stores.base import open_store
     from processor.worker.app import WorkerOptions, install_signal_handlers, run_worker
     from processor.hub.clients import consumer_client
 
     position = args.from_
-    settings = _settings(args, starting_position=position)
+    # In-memory checkpoints: a replay reads everything once and must leave the live ones alone.
+    settings = replace(_settings(args, starting_position=position), checkpoint_url="memory",
+                       checkpoint_connection_string=None, checkpoint_account_url=None)
 
     async def main() -> int:
         store = open_store(settings.store_url)
@@ -99,8 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
                 asyncio.create_task(loop())
 
-            options = WorkerOptions(checkpoint_store=MemoryCheckpointStore(), consumer_group=args.consumer_group,
-                                    store=store, on_started=watch)
+            options = WorkerOptions(consumer_group=args.consumer_group, store=store, on_started=watch)
             worker = await run_worker(settings, stop, options)
             print(file=sys.stderr)
             _out(worker.tally.summary())

@@ -5,9 +5,10 @@ projector (fold + one store transaction) -> partition progress -> checkpoint. A 
 message whose every event is durably applied or discarded, so a crash at any instant replays only what the
 store already treats as stale or duplicate.
 
-The SDK calls `open_partition`, `receive` and `close_partition` from its per-partition tasks; `run` is the
-single apply loop. All of them share one event loop, and the state they touch is changed between awaits
-only, so no locks are needed.
+The feeder (the SDK consumer, in a process of its own) drives `open_partition`, `receive` and
+`close_partition` in the order things happened on each partition; `run` is the single apply loop and
+`run_checkpoints` writes checkpoints beside it. All share one event loop, and the state they touch is
+changed between awaits only, so no locks are needed.
 """
 
 from __future__ import annotations
@@ -88,25 +89,6 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
     return min(cap, base * (2 ** min(attempt, 10)))
 
 
-def message_body(event: Any) -> bytes:
-    body = event.body
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return bytes(body)
-    if isinstance(body, str):
-        return body.encode()
-    return b"".join(bytes(part) for part in body)
-
-
-def delivery_kind(properties: dict | None) -> str | None:
-    """Event Grid's `aeg-event-type` application property (Notification, SubscriptionValidation, ...)."""
-    if not properties:
-        return None
-    value = properties.get(b"aeg-event-type", properties.get("aeg-event-type"))
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value
-
-
 class Worker:
     def __init__(self, settings: Settings, store: ProjectionStore, checkpoint_store: CheckpointStore | None,
                  namespace: str, hub: str, consumer_group: str, intake: Intake | None = None,
@@ -157,7 +139,9 @@ class Worker:
             log.info("partition %s %s; %d buffered events dropped for its next owner to replay",
                      partition_id, "lost" if lost else "closed", len(dropped))
 
-    async def receive(self, partition_id: str, events: Iterable[Any], last_enqueued: int | None = None) -> None:
+    async def receive(self, partition_id: str, deliveries: Iterable[Any], last_enqueued: int | None = None) -> None:
+        """Take one batch of a partition: each delivery is (sequence number, offset, body, aeg-event-type, enqueued
+        time as epoch seconds), as the feeder forwards them."""
         if not self._accepting:
             return  # shutting down: not checkpointed, so the next owner receives these
         while len(self.buffer) >= self.buffer.max_events and self._accepting:
@@ -172,12 +156,11 @@ class Worker:
             state = self.partitions[partition_id]
         progress, gen, now = state.progress, state.progress.generation, self.clock()
         intake, buffer, tally = self.intake, self.buffer, self.tally
-        for event in events:
-            seq = event.sequence_number
-            admitted, dead = intake.admit(message_body(event), tally, origin=(partition_id, gen, seq),
-                                          label=f"{self.ids['eventhub_name']}/{partition_id}@{seq}",
-                                          delivery_kind=delivery_kind(event.properties))
-            progress.received(seq, event.offset, len(admitted) + (1 if dead else 0))
+        hub = self.ids["eventhub_name"]
+        for seq, offset, body, kind, _enqueued in deliveries:
+            admitted, dead = intake.admit(body, tally, origin=(partition_id, gen, seq), label=f"{hub}/{partition_id}@{seq}",
+                                          delivery_kind=kind)
+            progress.received(seq, offset, len(admitted) + (1 if dead else 0))
             for ev in admitted:
                 if not buffer.add(ev, now):
                     tally.add("duplicate", ev.event.type)
