@@ -12,23 +12,9 @@ from typing import Any, Callable, Coroutine
 import orjson
 
 from processor.config import ConfigError, Settings, load_settings
-from processor.core.model import OUTCOMES, Row
 from processor.stores.base import StoreError, open_store
 
 log = logging.getLogger("processor")
-
-
-def row_json(row: Row) -> dict[str, Any]:
-    return {
-        "source": row.source,
-        "object": row.object,
-        "event_type": row.event_type,
-        "event_id": row.event_id,
-        "sequencer": row.sequencer,
-        "etag": row.etag,
-        "state": row.state,
-        "updated_at": row.updated_at,
-    }
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -71,7 +57,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Any) -> int:
         write = sys.stdout.buffer.write
         async for row in store.export():
-            write(orjson.dumps(row_json(row)) + b"\n")
+            write(orjson.dumps(row.to_json()) + b"\n")
         return 0
 
     return asyncio.run(_with_store(_settings(args), work))
@@ -87,7 +73,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""), file=sys.stderr)
             return 1
         for row in rows:
-            sys.stdout.buffer.write(orjson.dumps(row_json(row), option=orjson.OPT_INDENT_2) + b"\n")
+            sys.stdout.buffer.write(orjson.dumps(row.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
         return 0
 
     return asyncio.run(_with_store(_settings(args), work))

@@ -5,19 +5,14 @@ This is the seam between the pure core and the stores, shared by file ingest and
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Callable
 
 from processor.core.fold import fold_batch
 from processor.core.model import DeadLetter, ObjectKey, Tally
 from processor.core.reorder import Released
-from processor.stores.base import ProjectionStore, StoreError
+from processor.stores.base import ProjectionStore, StoreError, utc_now
 
 MAX_ROUNDS = 100
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Projector:

@@ -62,6 +62,24 @@ class Row:
     def order(self) -> tuple[str, str]:
         return (self.sequencer, self.event_id)
 
+    def to_json(self) -> dict[str, Any]:
+        """The exported form (`processor export`, the HTTP API), fields in their documented order."""
+        return {
+            "source": self.source,
+            "object": self.object,
+            "event_type": self.event_type,
+            "event_id": self.event_id,
+            "sequencer": self.sequencer,
+            "etag": self.etag,
+            "state": self.state,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_record(cls, r: Any, state: dict[str, Any]) -> "Row":
+        """From a store's row in `source, object, event_type, event_id, sequencer, etag, state, updated_at` order."""
+        return cls(r[0], r[1], r[2], r[3], r[4], r[5], state, r[7])
+
 
 @dataclass(slots=True)
 class Write:

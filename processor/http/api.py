@@ -30,19 +30,6 @@ class ApiError(Exception):
         self.status = status
 
 
-def row_json(row: Row) -> dict[str, Any]:
-    return {
-        "source": row.source,
-        "object": row.object,
-        "event_type": row.event_type,
-        "event_id": row.event_id,
-        "sequencer": row.sequencer,
-        "etag": row.etag,
-        "state": row.state,
-        "updated_at": row.updated_at,
-    }
-
-
 def limit_of(request: web.Request, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     """?limit=N: a whole number >= 1; above `maximum` it is capped (the response says what was used)."""
     raw = request.query.get("limit")
@@ -97,7 +84,7 @@ async def objects(request: web.Request) -> web.Response:
     rows = await context(request).store.query(Query(q.source, q.prefix, q.event_type, q.state_equals, q.after,
                                                     q.limit + 1))
     page, more = rows[: q.limit], len(rows) > q.limit
-    return json_response({"objects": [row_json(r) for r in page], "limit": q.limit,
+    return json_response({"objects": [r.to_json() for r in page], "limit": q.limit,
                           "next": encode_cursor(page[-1]) if more else None})
 
 
@@ -116,14 +103,14 @@ async def one_object(request: web.Request) -> web.Response:
     if len(rows) > 1:
         return json_error(409, f"{len(rows)} sources have an object {name!r}: add ?source=", object=name,
                           sources=[r.source for r in rows])
-    return json_response(row_json(rows[0]))
+    return json_response(rows[0].to_json())
 
 
 async def recent(request: web.Request) -> web.Response:
     """GET /api/recent: the most recently updated objects, newest first."""
     limit = limit_of(request, default=20, maximum=RECENT_MAX)
     rows = await context(request).store.recent(limit)
-    return json_response({"objects": [row_json(r) for r in rows], "limit": limit})
+    return json_response({"objects": [r.to_json() for r in rows], "limit": limit})
 
 
 async def dead_letters(request: web.Request) -> web.Response:

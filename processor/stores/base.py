@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Collection
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
@@ -90,6 +91,18 @@ def open_store(url: str) -> ProjectionStore:
 
         return PostgresStore(url)
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH or postgresql://...")
+
+
+def utc_now() -> str:
+    """Wall-clock time as the stores write it (updated_at, received_at)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def state_field(field: str) -> str:
+    """A top-level state field name that may be put into a JSON path or operator, or ValueError."""
+    if not field.replace("_", "").isalnum():
+        raise ValueError(f"state field must be a plain name, got {field!r}")
+    return field
 
 
 def dead_letter_dict(row_id: int, received_at: str, origin: str, reason: str, event_id: str | None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable, Collection, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,7 +20,7 @@ import asyncpg
 import orjson
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
-from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict
+from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
 
 T = TypeVar("T")
 
@@ -239,7 +238,7 @@ class PostgresStore(ProjectionStore):
             for col, value in zip(dl_cols, (d.fingerprint, _text(d.origin), _text(d.reason), _text(d.event_id),
                                             bytes(d.body), d.body_size)):
                 col.append(value)
-        args = (*cols, _now(), *dl_cols)
+        args = (*cols, utc_now(), *dl_cols)
 
         async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             for attempt in range(_DEADLOCK_RETRIES):
@@ -269,7 +268,7 @@ class PostgresStore(ProjectionStore):
         if q.event_type is not None:
             where.append(f"event_type = {param(q.event_type)}")
         for field, value in q.state_equals:
-            where.append(f"state ->> {param(_json_field(field))} = {param(value)}")
+            where.append(f"state ->> {param(state_field(field))} = {param(value)}")
         if q.after is not None:
             where.append(f"(source, object) > ({param(q.after[0])}, {param(q.after[1])})")
         sql = f"SELECT {_COLUMNS} FROM projection"
@@ -336,14 +335,4 @@ def _json(state: dict) -> str:
 
 
 def _row(r: asyncpg.Record) -> Row:
-    return Row(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6]), r[7])
-
-
-def _json_field(field: str) -> str:
-    if not field.replace("_", "").isalnum():
-        raise ValueError(f"state field must be a plain name, got {field!r}")
-    return field
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return Row.from_record(r, orjson.loads(r[6]))

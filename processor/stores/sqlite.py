@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Collection, TypeVar
 
 import orjson
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
-from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict
+from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
 
 T = TypeVar("T")
 
@@ -170,7 +169,7 @@ class SqliteStore(ProjectionStore):
                 stored = self._load([w.row.key for w in writes])
                 conflicts = {w.row.key for w in writes if (s := stored.get(w.row.key)) is None or s.order != w.row.order}
             if dead_letters:
-                now = _now()
+                now = utc_now()
                 db.executemany(
                     "INSERT INTO dead_letters (fingerprint, received_at, origin, reason, event_id, body, body_size) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
@@ -199,7 +198,7 @@ class SqliteStore(ProjectionStore):
             params.append(q.event_type)
         for field, value in q.state_equals:
             where.append("CAST(json_extract(state, ?) AS TEXT) = ?")
-            params += ["$." + _json_field(field), value]
+            params += ["$." + state_field(field), value]
         if q.after is not None:
             where.append("(source, object) > (?, ?)")
             params += list(q.after)
@@ -245,14 +244,4 @@ class SqliteStore(ProjectionStore):
 
 
 def _row(r: tuple) -> Row:
-    return Row(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6]), r[7])
-
-
-def _json_field(field: str) -> str:
-    if not field.replace("_", "").isalnum():
-        raise ValueError(f"state field must be a plain name, got {field!r}")
-    return field
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return Row.from_record(r, orjson.loads(r[6]))

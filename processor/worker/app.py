@@ -28,6 +28,7 @@ from processor.stores.base import ProjectionStore, open_store
 from processor.worker.worker import Streak, Worker
 
 log = logging.getLogger(__name__)
+FEEDER_STOP_TIMEOUT = 10.0
 
 
 @dataclass
@@ -137,7 +138,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
             feeder.stdin.write(b"stop\n")
             await feeder.stdin.drain()
         try:
-            await asyncio.wait_for(asyncio.shield(tasks[0]), settings.shutdown_timeout)
+            # Releasing takes the SDK a second or two; bounded apart, so that the whole shutdown stays within
+            # the shutdown bound plus this, under the pod's termination grace period.
+            await asyncio.wait_for(asyncio.shield(tasks[0]), FEEDER_STOP_TIMEOUT)
         except BaseException:  # a feeder that does not stop in time is ended; its ownership then expires
             with suppress(ProcessLookupError):
                 feeder.kill()

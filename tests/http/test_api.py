@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from processor.config import Settings
-from processor.http.api import row_json
 from tests.builders import STORAGE
 from tests.http.helpers import ODD_BLOB, parse_metrics, serving, until
 
@@ -36,7 +35,7 @@ async def test_listing_pages_through_everything_in_key_order(filled_store, all_r
     async with serving(Settings(), filled_store) as client:
         first = await client.json("/api/objects")
         assert first["limit"] == 100 and len(first["objects"]) == 100 and first["next"]
-        assert first["objects"][0] == row_json(all_rows[0])
+        assert first["objects"][0] == all_rows[0].to_json()
 
         objects, pages = await page_through(client, "", limit=37)
         assert keys(objects) == [r.key for r in all_rows]  # complete, no repeats, sorted
@@ -81,7 +80,7 @@ async def test_bad_listing_parameters_are_400_with_a_reason(filled_store):
 async def test_one_object_by_name_source_and_percent_encoding(filled_store, all_rows):
     async with serving(Settings(), filled_store) as client:
         run = next(r for r in all_rows if r.object.startswith("runs/"))
-        assert await client.json(f"/api/objects/{run.object}") == row_json(run)
+        assert await client.json(f"/api/objects/{run.object}") == run.to_json()
 
         # Blob subjects start with a slash and may hold any character: encoded as one segment, or with slashes.
         odd = next(r for r in all_rows if r.object.endswith(ODD_BLOB))
@@ -103,7 +102,7 @@ async def test_one_object_by_name_source_and_percent_encoding(filled_store, all_
         status, body, _ = await client.get(f"/api/objects/{shared.object}")
         assert status == 409 and sorted(body["sources"]) == sorted(o.source for o in all_rows if o.object == shared.object)
         picked = await client.json(f"/api/objects/{shared.object}?source={urllib.parse.quote(shared.source)}")
-        assert picked == row_json(shared)
+        assert picked == shared.to_json()
 
 
 async def test_dead_letters_page_by_id_and_recent_is_newest_first(filled_store):
