@@ -66,8 +66,15 @@ async def run_demo(args: argparse.Namespace) -> int:
         async def started_worker(worker: Any) -> None:
             from processor.http.server import start_http
 
-            servers.append(await start_http(settings, worker.store, worker))
-            say(f"dashboard: http://{settings.http_address}/   API: http://{settings.http_address}/api/objects")
+            try:
+                server = await start_http(settings, worker.store, worker)
+            except OSError as exc:  # the port is taken: a demo takes any free one rather than giving up
+                host = settings.http_address.rpartition(":")[0]
+                say(f"{settings.http_address} is not available ({exc.strerror}); using a free port instead")
+                server = await start_http(replace(settings, http_address=f"{host}:0"), worker.store, worker)
+            servers.append(server)
+            address = f"{settings.http_address.rpartition(':')[0]}:{server.port}"
+            say(f"dashboard: http://{address}/   API: http://{address}/api/objects")
             tasks.append(asyncio.create_task(report(worker)))
 
         tasks: list[asyncio.Task] = [asyncio.create_task(produce())]
