@@ -21,6 +21,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Sample = tuple[str, dict[str, str], float]  # (suffix, labels, value)
 
 
+def histogram_samples(hist: Any) -> list[Sample]:
+    samples: list[Sample] = [("_bucket", {"le": format_value(float(b))}, n) for b, n in zip(hist.bounds, hist.buckets)]
+    return samples + [("_bucket", {"le": "+Inf"}, hist.count), ("_sum", {}, float(hist.seconds)),
+                      ("_count", {}, hist.count)]
+
+
 def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -98,14 +104,11 @@ def worker_families(out: Exposition, worker: Any) -> None:
     out.family("processor_reorder_buffer_objects", "gauge", "Objects with events waiting in the reorder window.",
                [("", {}, buffer.objects)])
 
-    from processor.worker.worker import COMMIT_BUCKETS
-
-    commits = worker.commits
-    samples: list[Sample] = [("_bucket", {"le": format_value(float(b))}, n)
-                             for b, n in zip(COMMIT_BUCKETS, commits.buckets)]
-    samples += [("_bucket", {"le": "+Inf"}, commits.count), ("_sum", {}, float(commits.seconds)),
-                ("_count", {}, commits.count)]
-    out.family("processor_store_commit_seconds", "histogram", "Duration of store transactions.", samples)
+    out.family("processor_store_commit_seconds", "histogram", "Duration of store transactions.",
+               histogram_samples(worker.commits))
+    out.family("processor_enqueue_to_commit_seconds", "histogram",
+               "From the hub's enqueue time of an event to its store commit (includes the reorder window).",
+               histogram_samples(worker.enqueue_latency))
     out.family("processor_worker_running", "gauge", "1 while the worker's apply loop runs.",
                [("", {}, 1 if worker.running else 0)])
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from azure.eventhub.aio import CheckpointStore
@@ -38,6 +38,7 @@ CHECKPOINT_WRITE_TIMEOUT = 10.0
 # a steady stream makes few, larger transactions instead of one per arrival; it adds at most this to latency.
 MIN_FLUSH_GAP = 0.05
 COMMIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
 @dataclass
@@ -52,16 +53,19 @@ class PartitionState:
     stalled: bool = False
 
 
-@dataclass
-class CommitStats:
-    count: int = 0
-    seconds: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * len(COMMIT_BUCKETS))
+class Histogram:
+    """Cumulative buckets, a count and a sum: what a Prometheus histogram exposes."""
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.buckets = [0] * len(bounds)
+        self.count = 0
+        self.seconds = 0.0
 
     def observe(self, seconds: float) -> None:
         self.count += 1
         self.seconds += seconds
-        for i, bound in enumerate(COMMIT_BUCKETS):
+        for i, bound in enumerate(self.bounds):
             if seconds <= bound:
                 self.buckets[i] += 1
 
@@ -108,7 +112,9 @@ class Worker:
         self.tally = Tally()
         self.projector = Projector(store, self.tally)
         self.partitions: dict[str, PartitionState] = {}
-        self.commits = CommitStats()
+        self.commits = Histogram(COMMIT_BUCKETS)
+        # From the hub's enqueue timestamp to the store commit: the reorder window plus the pipeline.
+        self.enqueue_latency = Histogram(LATENCY_BUCKETS)
         self.store_streak = Streak("store commit")
         self.checkpoint_streak = Streak("checkpoint write")
         self._generation = 0
@@ -163,9 +169,9 @@ class Worker:
         # the buffer goes from empty (asleep for the checkpoint interval) to holding something.
         was_empty = len(buffer) == 0
         hub = self.ids["eventhub_name"]
-        for seq, offset, body, kind, _enqueued in deliveries:
-            admitted, dead = intake.admit(body, tally, origin=(partition_id, gen, seq), label=f"{hub}/{partition_id}@{seq}",
-                                          delivery_kind=kind)
+        for seq, offset, body, kind, enqueued in deliveries:
+            admitted, dead = intake.admit(body, tally, origin=(partition_id, gen, seq, enqueued),
+                                          label=f"{hub}/{partition_id}@{seq}", delivery_kind=kind)
             progress.received(seq, offset, len(admitted) + (1 if dead else 0))
             for ev in admitted:
                 if not buffer.add(ev, now):
@@ -223,14 +229,17 @@ class Worker:
             self._room.set()
         if released or dead:
             await self._commit(released, dead)
+            committed_at, latency = time.time(), self.enqueue_latency
             for events in released.values():
                 for ev in events:
                     self._finish(ev.origin)
+                    if ev.origin[3] is not None:
+                        latency.observe(committed_at - ev.origin[3])
             for _, origin in dead:
                 self._finish(origin)
 
-    def _finish(self, origin: tuple[str, int, int]) -> None:
-        partition_id, gen, seq = origin
+    def _finish(self, origin: tuple) -> None:
+        partition_id, gen, seq = origin[:3]
         state = self.partitions.get(partition_id)
         if state is not None and state.progress.generation == gen:
             state.progress.finish(seq)

@@ -108,6 +108,11 @@ async def test_metrics_describe_the_run(run: Run):
     commits = m["processor_store_commit_seconds"]
     assert commits.kind == "histogram" and commits.value("_count") == w.commits.count > 0
     assert commits.value("_bucket", le="+Inf") == w.commits.count
+    latency = m["processor_enqueue_to_commit_seconds"]
+    applied_or_discarded = sum(w.tally.count(o) for o in ("applied", "stale", "duplicate"))
+    assert latency.kind == "histogram" and latency.value("_count") == w.enqueue_latency.count
+    assert 0 < w.enqueue_latency.count <= applied_or_discarded  # one per event that left the reorder window
+    assert latency.value("_sum") > 0
     assert m["processor_store_up"].value() == 1
     counts = await run.store.counts()
     assert m["processor_objects"].value() == counts["objects"] > 0
