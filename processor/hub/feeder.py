@@ -20,6 +20,7 @@ import os
 import signal
 import struct
 import sys
+from dataclasses import asdict
 from typing import Any
 
 import msgspec
@@ -33,8 +34,6 @@ _encode = msgspec.msgpack.Encoder().encode
 
 
 def settings_to_env(settings: Settings, consumer_group: str) -> str:
-    from dataclasses import asdict
-
     return msgspec.json.encode({"settings": asdict(settings), "consumer_group": consumer_group}).decode()
 
 

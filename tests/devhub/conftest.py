@@ -1,7 +1,6 @@
 import pytest
 
 from processor.hub.devhub import DevHub, HubSpec
-from tests.support.azurite import AzuriteUnavailable, run_azurite
 
 
 @pytest.fixture
@@ -9,11 +8,3 @@ async def devhub():
     async with DevHub([HubSpec(name="events", partitions=4, consumer_groups=("$default", "audit"))]) as hub:
         yield hub
 
-
-@pytest.fixture
-async def azurite(tmp_path):
-    try:
-        async with run_azurite(tmp_path) as instance:
-            yield instance
-    except AzuriteUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)

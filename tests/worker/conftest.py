@@ -1,7 +1,6 @@
 import pytest
 
 from processor.hub.devhub import DevHub, HubSpec
-from tests.support.azurite import AzuriteUnavailable, run_azurite
 
 
 @pytest.fixture
@@ -11,13 +10,10 @@ async def devhub():
 
 
 @pytest.fixture
-async def azurite(tmp_path):
-    try:
-        async with run_azurite(tmp_path / "azurite") as instance:
-            await instance.create_container("checkpoints")
-            yield instance
-    except AzuriteUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+async def azurite(azurite):
+    """The shared Azurite, with the container the worker tests keep their checkpoints in."""
+    await azurite.create_container("checkpoints")
+    yield azurite
 
 
 @pytest.fixture
