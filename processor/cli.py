@@ -89,7 +89,12 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="processor", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="processor",
+        description="Azure Event Grid events on an Event Hub -> the latest state of every object (run, model, "
+                    "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
+        epilog="Start with `processor demo` (no Azure needed), then `processor run`.",
+    )
     parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
