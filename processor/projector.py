@@ -5,10 +5,13 @@ This is the seam between the pure core and the stores, shared by file ingest and
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
-from processor.core.fold import fold_batch
-from processor.core.model import DeadLetter, ObjectKey, Tally
+import orjson
+
+from processor.core.fold import ObjectFold, fold_batch, fold_object
+from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.reorder import Released
 from processor.stores.base import ProjectionStore, StoreError, utc_now
 
@@ -34,6 +37,12 @@ class Projector:
         for _ in range(MAX_ROUNDS):
             rows = await self.store.load(list(todo))
             folds = fold_batch(todo, rows, now)
+            for key, fold in folds.items():
+                if fold.write is not None and not storable(fold.write.row.state):
+                    # Rare: an event made the state unstorable. Fold again without such events, which go to
+                    # the dead letters instead of failing the batch (and the next, forever).
+                    folds[key], bad = fold_skipping_unstorable(todo[key], rows.get(key), now)
+                    dead_letters = [*dead_letters, *bad]
             writes = [f.write for f in folds.values() if f.write is not None]
             conflicts = await self.store.commit(writes, dead_letters)
             dead_letters = []
@@ -46,3 +55,33 @@ class Projector:
                 return
             todo = {k: todo[k] for k in conflicts}
         raise StoreError(f"compare-and-set kept failing for {len(todo)} objects after {MAX_ROUNDS} rounds")
+
+
+def storable(state: dict) -> bool:
+    """Whether the stores can serialise this state (orjson: 64-bit integers, bounded nesting)."""
+    try:
+        orjson.dumps(state)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return True
+
+
+def fold_skipping_unstorable(events: list[Admitted], current: Row | None, now: str) -> tuple[ObjectFold, list[DeadLetter]]:
+    """Fold event by event, leaving out (as dead letters) each event after which the state cannot be stored."""
+    kept: list[Admitted] = []
+    bad: list[DeadLetter] = []
+    fold = fold_object([], current, now)
+    for ev in events:
+        trial = fold_object([*kept, ev], current, now)
+        if trial.write is not None and not storable(trial.write.row.state):
+            body = ev.event.body if isinstance(ev.event.body, bytes) else b""
+            digest = hashlib.sha256(body)
+            digest.update(ev.event.id.encode())
+            bad.append(DeadLetter(f"{ev.event.type} event makes the state of {ev.key[1]!r} unstorable "
+                                  "(integers beyond 64 bits or nesting too deep)", body[:4096], len(body),
+                                  str(ev.origin or ""), ev.event.id, digest.hexdigest()))
+            continue
+        kept.append(ev)
+        fold = trial
+    fold.outcomes.extend(("dead_lettered", d_ev.event.type) for d_ev in events if d_ev not in kept)
+    return fold, bad

@@ -25,11 +25,24 @@ def test_without_a_window_nothing_leaves_until_drained_then_all_in_order():
     assert len(buf) == 0 and buf.bytes == 0
 
 
-def test_same_event_twice_is_refused():
+def test_same_event_twice_from_one_origin_is_refused_from_two_origins_both_are_held():
     buf = ReorderBuffer()
-    assert buf.add(adm("a", "1", "x"))
-    assert not buf.add(adm("a", "1", "x"))
-    assert len(buf) == 1
+    assert buf.add(adm("a", "1", "x", origin=("p0", 1, 5)))
+    assert not buf.add(adm("a", "1", "x", origin=("p0", 1, 5)))
+    # Another message's copy must finish that message: it is held too, and the fold counts it a duplicate.
+    assert buf.add(adm("a", "1", "x", origin=("p1", 1, 9)))
+    assert len(buf) == 2
+    assert sorted(e.origin for e in buf.drain()[("src", "a")]) == [("p0", 1, 5), ("p1", 1, 9)]
+
+
+def test_an_event_dropped_and_added_again_waits_its_own_window():
+    buf = ReorderBuffer(window=1.0)
+    buf.add(adm("a", "5", "e", origin=("p0", 1, 1)), now=0.0)
+    buf.drop(lambda e: True)  # its partition was lost
+    buf.add(adm("a", "5", "e", origin=("p0", 1, 1)), now=0.9)  # replayed by the next ownership
+    assert buf.release(now=1.0) == {}  # the old arrival's deadline is not this one's
+    assert buf.next_deadline() == 1.9
+    assert orders(buf.release(now=1.9)) == {"a": ["5"]}
 
 
 def test_window_releases_due_events_and_earlier_ones_of_the_same_object():
@@ -46,14 +59,15 @@ def test_window_releases_due_events_and_earlier_ones_of_the_same_object():
     assert len(buf) == 0
 
 
-def test_over_the_event_bound_the_oldest_arrival_leaves_early():
+def test_at_the_event_bound_the_oldest_arrivals_leave_early_until_there_is_room():
     buf = ReorderBuffer(window=60.0, max_events=2)
     buf.add(adm("a", "1"), now=0)
+    assert not buf.over_bound()
     buf.add(adm("b", "1"), now=0)
+    assert buf.over_bound()  # at the bound: the same test the worker's backpressure waits on
     buf.add(adm("c", "1"), now=0)
-    assert buf.over_bound()
-    assert orders(buf.release(now=0)) == {"a": ["1"]}
-    assert len(buf) == 2
+    assert orders(buf.release(now=0)) == {"a": ["1"], "b": ["1"]}
+    assert len(buf) == 1 and not buf.over_bound()
 
 
 def test_over_the_byte_bound_the_oldest_leaves_early_with_spare_room_made():

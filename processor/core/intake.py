@@ -8,6 +8,7 @@ object and order (dead-lettered when missing).
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, Iterable
 
 from processor.core.model import Admitted, DeadLetter, Tally
@@ -16,6 +17,19 @@ from processor.events.envelope import DecodeLimits, Malformed, decode_body
 
 # Event Grid marks its own control messages in this application property; they are not events of ours.
 _NOT_NOTIFICATIONS = frozenset({"SubscriptionValidation", "SubscriptionDeletion"})
+# Identity fields longer than this are not from Azure (ARM ids and blob subjects stay well under it); capping
+# them keeps every per-event step, caches included, bounded whatever a hostile producer sends.
+MAX_FIELD = 2048
+MAX_REASON = 500
+# (source, object) is the stores' primary key; PostgreSQL cannot index a key row over 2704 bytes. Longer keys
+# (a blob path of a thousand CJK characters) are dead-lettered, in every store alike.
+MAX_KEY_BYTES = 2000
+MAX_LISTED = 5  # element errors named in the one dead letter of a message
+# Types not in the catalog are counted under one label: their names are untrusted and unbounded in number.
+OTHER_TYPE = "other"
+
+
+log = logging.getLogger(__name__)
 
 
 def normalize_source(source: str) -> str:
@@ -34,44 +48,72 @@ class Intake:
 
     def admit(self, body: bytes, tally: Tally, origin: Any = None, label: str = "",
               delivery_kind: str | None = None) -> tuple[list[Admitted], list[DeadLetter]]:
+        """The events of one message body that may be projected, and at most one dead letter for the rest."""
+        try:
+            return self._admit(body, tally, origin, label, delivery_kind)
+        except Exception as exc:  # a bug of ours must cost one message, not stop the stream
+            log.exception("intake failed on %s; dead-lettered", label)
+            tally.read += 1
+            tally.add("dead_lettered", "-")
+            return [], [self._dead([Malformed(f"internal error: {type(exc).__name__}: {exc}")], body, label)]
+
+    def _admit(self, body: bytes, tally: Tally, origin: Any, label: str,
+               delivery_kind: str | None) -> tuple[list[Admitted], list[DeadLetter]]:
         if delivery_kind in _NOT_NOTIFICATIONS:
             tally.read += 1
             tally.add("ignored", delivery_kind)
             return [], []
         decoded = decode_body(body, self.limits)
         tally.read += len(decoded.events) + len(decoded.malformed)
-        dead = [self._dead(m, body, label) for m in decoded.malformed]
-        for m in decoded.malformed:
-            tally.add("dead_lettered", "-")
+        bad = list(decoded.malformed)
+        if bad:
+            tally.add("dead_lettered", "-", len(bad))
         admitted: list[Admitted] = []
         if not decoded.events:
-            return admitted, dead
+            return admitted, [self._dead(bad, body, label)] if bad else []
         size = max(1, len(body) // len(decoded.events))
         catalog, allowed, sources = self.catalog, self.allowed, self._sources
         for event in decoded.events:
+            entry = catalog.by_type.get(event.type)
+            if len(event.source) > MAX_FIELD or len(event.id) > MAX_FIELD or (
+                    event.subject is not None and len(event.subject) > MAX_FIELD):
+                bad.append(Malformed(f"event field longer than {MAX_FIELD} characters", event.id[:MAX_FIELD]))
+                tally.add("dead_lettered", event.type if entry is not None else OTHER_TYPE)
+                continue
             source = sources.get(event.source)
             if source is None:
                 if len(sources) > 10_000:
                     sources.clear()
                 source = sources[event.source] = normalize_source(event.source)
             if allowed and source not in allowed:
-                tally.add("rejected", event.type)
+                tally.add("rejected", event.type if entry is not None else OTHER_TYPE)
                 continue
-            entry = catalog.by_type.get(event.type)
             if entry is None:
-                tally.add("ignored", event.type)
+                tally.add("ignored", OTHER_TYPE)
                 continue
             ident = catalog.identify(event, entry)
             if isinstance(ident, Malformed):
-                dead.append(self._dead(ident, body, label))
+                bad.append(ident)
                 tally.add("dead_lettered", event.type)
                 continue
             obj, sequencer, etag, time = ident
+            if len(source) + len(obj) > MAX_KEY_BYTES // 4 and len(source.encode()) + len(obj.encode()) > MAX_KEY_BYTES:
+                bad.append(Malformed(f"object key longer than {MAX_KEY_BYTES} bytes", event.id))
+                tally.add("dead_lettered", event.type)
+                continue
             admitted.append(Admitted((source, obj), sequencer, etag, time, event, entry.reducer, size, origin))
-        return admitted, dead
+        return admitted, [self._dead(bad, body, label)] if bad else []
 
-    def _dead(self, malformed: Malformed, body: bytes, label: str) -> DeadLetter:
+    def _dead(self, malformed: list[Malformed], body: bytes, label: str) -> DeadLetter:
+        """One dead letter per message, naming its first few problems: a body of a million bad elements must
+        not become a million rows, each hashing the whole body."""
+        reasons = [m.reason for m in malformed[:MAX_LISTED]]
+        if len(malformed) > MAX_LISTED:
+            reasons.append(f"and {len(malformed) - MAX_LISTED} more")
+        reason = "; ".join(reasons)
+        if len(reason) > MAX_REASON:
+            reason = reason[: MAX_REASON - 3] + "..."
         digest = hashlib.sha256(body)
-        digest.update(malformed.reason.encode())
-        return DeadLetter(malformed.reason, body[: self.keep_body_bytes], len(body), label, malformed.event_id,
-                          digest.hexdigest())
+        digest.update(reason.encode())
+        event_id = next((m.event_id for m in malformed if m.event_id), None)
+        return DeadLetter(reason, body[: self.keep_body_bytes], len(body), label, event_id, digest.hexdigest())

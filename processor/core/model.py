@@ -20,7 +20,7 @@ class Admitted:
     back, file ingest puts nothing.
     """
 
-    __slots__ = ("key", "order", "etag", "time", "event", "reducer", "size", "origin")
+    __slots__ = ("key", "order", "etag", "time", "event", "reducer", "size", "origin", "token")
 
     def __init__(self, key: ObjectKey, sequencer: str, etag: str | None, time: str, event: Event,
                  reducer: str, size: int, origin: Any = None):
@@ -32,6 +32,7 @@ class Admitted:
         self.reducer = reducer
         self.size = size
         self.origin = origin
+        self.token = 0  # set by the ReorderBuffer: which arrival this is
 
     @property
     def sequencer(self) -> str:

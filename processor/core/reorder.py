@@ -5,6 +5,10 @@ is due, every pending event of its object ordered at or before it goes out with 
 only the due one would make those earlier events stale the moment it is applied. When the buffer is over
 its bound (events or bytes) the oldest arrival is released early instead of growing or stalling.
 
+Copies of one event (same id) from different messages are all held: each must finish its own message for
+that message's partition to checkpoint, and the fold counts the extra copies as duplicates. Copies within
+one message (same origin) are refused.
+
 Time is passed in (`now`), never read, so the buffer is deterministic under test.
 """
 
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from processor.core.model import Admitted, ObjectKey
 
@@ -26,9 +30,11 @@ class ReorderBuffer:
         self.window = window
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._pending: dict[ObjectKey, dict[str, Admitted]] = {}
-        # Arrivals in order, as (deadline, key, event id); entries whose event already left are skipped.
-        self._arrivals: deque[tuple[float, ObjectKey, str]] = deque()
+        self._pending: dict[ObjectKey, dict[tuple[str, Any], Admitted]] = {}
+        # Arrivals in order, as (deadline, key, (event id, origin), token). An entry whose event already left,
+        # or was dropped and added again (a new token), is skipped.
+        self._arrivals: deque[tuple[float, ObjectKey, tuple[str, Any], int]] = deque()
+        self._tokens = 0
         self._events = 0
         self._bytes = 0
 
@@ -44,21 +50,25 @@ class ReorderBuffer:
         return len(self._pending)
 
     def add(self, ev: Admitted, now: float = 0.0) -> bool:
-        """Hold `ev`. False when the same event (same id) is already pending for its object."""
+        """Hold `ev`. False when the same event from the same origin is already pending for its object."""
         held = self._pending.get(ev.key)
+        ident = (ev.order[1], ev.origin)
         if held is None:
             held = self._pending[ev.key] = {}
-        elif ev.order[1] in held:
+        elif ident in held:
             return False
-        held[ev.order[1]] = ev
+        self._tokens += 1
+        ev.token = self._tokens
+        held[ident] = ev
         self._events += 1
         self._bytes += ev.size
         deadline = math.inf if self.window is None else now + self.window
-        self._arrivals.append((deadline, ev.key, ev.order[1]))
+        self._arrivals.append((deadline, ev.key, ident, ev.token))
         return True
 
     def over_bound(self, spare: int = 0) -> bool:
-        return self._events > self.max_events - spare or self._bytes > self.max_bytes
+        """At (or over) the event bound, or over the byte bound: the same test `receive`'s backpressure uses."""
+        return self._events >= self.max_events - spare or self._bytes > self.max_bytes
 
     def release(self, now: float = 0.0, spare: int = 0) -> Released:
         """Events that are due at `now`, or pushed out by the bound, grouped per object in order.
@@ -71,15 +81,15 @@ class ReorderBuffer:
         arrivals = self._arrivals
         relieving = self.over_bound()
         while arrivals:
-            deadline, key, event_id = arrivals[0]
+            deadline, key, ident, token = arrivals[0]
             forced = relieving and self.over_bound(spare)
             if deadline > now and not forced:
                 break
             arrivals.popleft()
             held = self._pending.get(key)
-            ev = held.get(event_id) if held else None
-            if ev is None:
-                continue  # it left earlier, along with a later event of its object
+            ev = held.get(ident) if held else None
+            if ev is None or ev.token != token:
+                continue  # it left earlier (with a later event of its object), or this entry is an old arrival
             if forced:
                 # Free its space at once, so that the bound check sees it on the next turn.
                 self._forget(key, held, ev)
@@ -121,14 +131,15 @@ class ReorderBuffer:
             yield from held.values()
 
     def next_deadline(self) -> float | None:
-        for deadline, key, event_id in self._arrivals:
+        for deadline, key, ident, token in self._arrivals:
             held = self._pending.get(key)
-            if held and event_id in held:
+            ev = held.get(ident) if held else None
+            if ev is not None and ev.token == token:
                 return deadline
         return None
 
-    def _forget(self, key: ObjectKey, held: dict[str, Admitted], ev: Admitted) -> None:
-        del held[ev.order[1]]
+    def _forget(self, key: ObjectKey, held: dict, ev: Admitted) -> None:
+        del held[(ev.order[1], ev.origin)]
         self._events -= 1
         self._bytes -= ev.size
         if not held:

@@ -84,7 +84,7 @@ class Entry:
                 groups["subject"] = subject
                 found = _PLACEHOLDER.sub(lambda g: groups[g.group(1)], self.object)
                 break
-        if len(self._cache) > 200_000:
+        if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[subject] = found
         return found
@@ -101,8 +101,12 @@ def _compile_subject(pattern: Any, where: str) -> re.Pattern[str]:
     parts, last = [], 0
     for m in _PLACEHOLDER.finditer(pattern):
         parts.append(re.escape(pattern[last : m.start()]))
-        # Lazy, so `models/{ModelName}:{ModelVersion}` splits at the last ':' only if it must.
-        parts.append(f"(?P<{m.group(1)}>[^/]+?)")
+        # A capture stops at '/' and at the character that follows it in the pattern (the ':' of
+        # `models/{ModelName}:{ModelVersion}`): greedy classes that cannot overlap, so matching is linear in
+        # the subject. Lazy or overlapping groups backtrack quadratically on hostile subjects.
+        follow = pattern[m.end() : m.end() + 1]
+        stop = "/" if follow in ("", "/", "{") else "/" + follow
+        parts.append(f"(?P<{m.group(1)}>[^{re.escape(stop)}]+)")
         last = m.end()
     parts.append(re.escape(pattern[last:]))
     try:
@@ -152,7 +156,8 @@ class Catalog:
             return Malformed(f"{etype} event: {exc}", event.id)
         obj = entry.object_for(event.subject)
         if obj is None:
-            return Malformed(f"{etype} subject {event.subject!r} matches none of {list(entry_patterns(entry))}", event.id)
+            return Malformed(f"{etype} subject {event.subject[:200]!r} matches none of {list(entry_patterns(entry))}",
+                             event.id)
         try:
             explicit = data.get("sequencer")
             if explicit is not None:

@@ -163,7 +163,7 @@ def _decode_careful(body: bytes, limits: DecodeLimits) -> DecodeResult:
     malformed: list[Malformed] = []
     many = len(items) > 1
     for index, item in enumerate(items):
-        decoded = _decode_event(item)
+        decoded = _decode_event(item, limits)
         if isinstance(decoded, Malformed):
             if many:
                 decoded.reason = f"element {index}: {decoded.reason}"
@@ -206,11 +206,11 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def _decode_event(item: Any) -> Event | Malformed:
+def _decode_event(item: Any, limits: DecodeLimits) -> Event | Malformed:
     if not isinstance(item, dict):
         return Malformed(f"not an event: JSON {type(item).__name__} where an object was expected")
     if "specversion" in item:
-        return _cloudevent(item)
+        return _cloudevent(item, limits)
     if "eventType" in item:
         return _eventgrid(item)
     return Malformed("not an event: neither an Event Grid (eventType) nor a CloudEvents (specversion) envelope")
@@ -232,7 +232,7 @@ def _eventgrid(item: dict) -> Event | Malformed:
     )
 
 
-def _cloudevent(item: dict) -> Event | Malformed:
+def _cloudevent(item: dict, limits: DecodeLimits) -> Event | Malformed:
     event_id = item.get("id")
     good_id = event_id if isinstance(event_id, str) else None
     if item.get("specversion") != "1.0":
@@ -242,7 +242,7 @@ def _cloudevent(item: dict) -> Event | Malformed:
         return Malformed(problem, good_id)
     data = item.get("data")
     if data is None and "data_base64" in item:
-        data = _base64_data(item)
+        data = _base64_data(item, limits)
         if isinstance(data, Malformed):
             data.event_id = good_id
             return data
@@ -268,7 +268,7 @@ def _check_common(event_id: Any, source: Any, source_name: str, etype: Any, type
     return None
 
 
-def _base64_data(item: dict) -> Any:
+def _base64_data(item: dict, limits: DecodeLimits) -> Any:
     # Binary data is only meaningful to us when it is JSON (Event Grid never sends anything else here).
     try:
         raw = base64.b64decode(item["data_base64"], validate=True)
@@ -278,6 +278,10 @@ def _base64_data(item: dict) -> Any:
     if "json" not in content_type:
         return Malformed(f"data_base64 with non-JSON datacontenttype {content_type!r}")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Malformed(f"data_base64 is not JSON: {exc}")
+    # The body's depth check could not see inside the base64 text.
+    if _depth(data, limits.max_depth) > limits.max_depth:
+        return Malformed(f"too deep: data_base64 nesting exceeds {limits.max_depth} levels")
+    return data

@@ -7,11 +7,7 @@ different kinds are never compared in practice.
 
 from __future__ import annotations
 
-import re
-
 from processor.events.timefmt import normalize_time
-
-_DECIMAL = re.compile(r"0*(\d+?)(?:\.(\d*?)0*)?")
 
 
 class InvalidSequencer(ValueError):
@@ -25,7 +21,7 @@ def time_key(text: str) -> str:
 def string_key(value: object) -> str:
     if isinstance(value, str) and value:
         return value
-    raise InvalidSequencer(f"sequencer must be a non-empty string, got {value!r}")
+    raise InvalidSequencer(f"sequencer must be a non-empty string, got {_short(value)}")
 
 
 def version_key(value: object) -> str:
@@ -35,7 +31,7 @@ def version_key(value: object) -> str:
     fraction, so that text order is numeric order for any non-negative decimal up to 99 digits.
     """
     if isinstance(value, bool) or value is None:
-        raise InvalidSequencer(f"version must be a number or a string, got {value!r}")
+        raise InvalidSequencer(f"version must be a number or a string, got {_short(value)}")
     if isinstance(value, int):
         text = str(value)
     elif isinstance(value, float):
@@ -43,9 +39,16 @@ def version_key(value: object) -> str:
     elif isinstance(value, str) and value:
         text = value.strip()
     else:
-        raise InvalidSequencer(f"version must be a number or a non-empty string, got {value!r}")
-    m = _DECIMAL.fullmatch(text)
-    if m and len(m.group(1)) < 100:
-        integer, fraction = m.group(1), m.group(2) or ""
-        return f"1{len(integer):02d}{integer}.{fraction}"
+        raise InvalidSequencer(f"version must be a number or a non-empty string, got {_short(value)}")
+    # Plain string methods, not a regex: a backtracking pattern was quadratic on hostile input ("000...0x").
+    whole, dot, frac = text.partition(".")
+    if whole.isascii() and whole.isdigit() and (not frac or (frac.isascii() and frac.isdigit())):
+        integer, fraction = whole.lstrip("0") or "0", frac.rstrip("0")
+        if len(integer) < 100:
+            return f"1{len(integer):02d}{integer}.{fraction}"
     return "2" + text
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -36,7 +36,7 @@ def normalize_time(text: str) -> str:
 def _normalize(text: str) -> str:
     m = _ISO.fullmatch(text) if isinstance(text, str) else None
     if m is None:
-        raise InvalidTime(f"not an ISO-8601 date-time: {text!r}")
+        raise InvalidTime(f"not an ISO-8601 date-time: {str(text)[:64]!r}")
     year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
     # Digits past nanoseconds are below any producer's clock resolution; they are dropped, not rounded,
     # so that normalisation never carries into the next second.
@@ -45,16 +45,17 @@ def _normalize(text: str) -> str:
         # Validates the calendar (Feb 30, hour 24, ...) even on the fast path.
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
     except ValueError as exc:
-        raise InvalidTime(f"not a valid date-time: {text!r} ({exc})") from None
+        raise InvalidTime(f"not a valid date-time: {text[:64]!r} ({exc})") from None
     if len(_valid_dates) > 10_000:
         _valid_dates.clear()
     _valid_dates.add(f"{year}-{month}-{day}")
     if sign is not None:
         offset = timedelta(hours=int(off_h), minutes=int(off_m))
         if offset >= timedelta(hours=24):
-            raise InvalidTime(f"offset out of range: {text!r}")
-        moment = moment - offset if sign == "+" else moment + offset
-        if not 1 <= moment.year <= 9999:
-            raise InvalidTime(f"out of range once moved to UTC: {text!r}")
+            raise InvalidTime(f"offset out of range: {text[:64]!r}")
+        try:
+            moment = moment - offset if sign == "+" else moment + offset
+        except OverflowError:
+            raise InvalidTime(f"out of range once moved to UTC: {text[:64]!r}") from None
     # A time without an offset is taken as UTC: Event Grid only ever writes UTC.
     return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{nanos}Z"

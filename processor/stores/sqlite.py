@@ -94,7 +94,8 @@ class SqliteStore(ProjectionStore):
                 raise sqlite3.OperationalError(f"cannot create the folder for {self.path}: {exc}") from exc
         db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before the checkpoint that follows it can name it, power loss included.
+        db.execute("PRAGMA synchronous=FULL")
         try:
             # executescript commits by itself; the statements are idempotent, so concurrent openers are safe.
             db.executescript(_SCHEMA)

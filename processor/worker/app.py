@@ -120,7 +120,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
             if asyncio.iscoroutine(maybe):
                 await maybe
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopper, *tasks[:2]], return_when=asyncio.FIRST_COMPLETED)
+        # Every task is watched: one that ends on its own (an exception) stops the worker rather than leaving
+        # it half alive (receiving without checkpointing, say).
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         for task in done:
             if task is not stopper and task.exception() is not None:
