@@ -6,6 +6,8 @@ Every value is checked here, at start, and a bad one stops the program with a me
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -16,6 +18,7 @@ from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
 
 DEFAULT_FILE = Path("config/processor.toml")
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -24,14 +27,15 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    store_url: str = "sqlite:///data/projection.sqlite"
+    # Settings that may hold credentials are kept out of repr(), so a logged Settings shows none.
+    store_url: str = field(default="sqlite:///data/projection.sqlite", repr=False)
     allowed_sources: tuple[str, ...] = ()
     max_body_bytes: int = 1024 * 1024
     max_depth: int = 32
     reorder_window: float = 2.0
     reorder_max_events: int = 1_000_000
     reorder_max_bytes: int = 1 << 30
-    eventhub_connection_string: str | None = None
+    eventhub_connection_string: str | None = field(default=None, repr=False)
     eventhub_namespace: str | None = None
     eventhub_name: str = "events"
     consumer_group: str = "$Default"
@@ -40,14 +44,14 @@ class Settings:
     load_balancing_interval: float = 10.0
     ownership_expiration: float = 60.0
     checkpoint_url: str | None = "sqlite:///data/checkpoints.sqlite"
-    checkpoint_connection_string: str | None = None
+    checkpoint_connection_string: str | None = field(default=None, repr=False)
     checkpoint_account_url: str | None = None
     checkpoint_container: str = "checkpoints"
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 5.0
     shutdown_timeout: float = 20.0
     http_address: str = "0.0.0.0:8080"
-    api_token: str | None = None
+    api_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
 
@@ -74,6 +78,8 @@ def _optional_text(v: Any) -> str | None:
 
 
 def _positive_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("expected a whole number")
     try:
         n = int(v)
     except (TypeError, ValueError):
@@ -198,10 +204,11 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
         values.update(_from_file(file))
     for attr, (_section, _key, var, parse) in _FIELDS.items():
         if var in env:
-            values[attr] = _parse(var, parse, env[var])
+            values[attr] = _parse(var, parse, env[var], attr in _SECRET)
     for attr, value in overrides.items():
         if value is not None:
-            values[attr] = _parse(f"--{attr.replace('_', '-')}", _FIELDS[attr][3], value)
+            values[attr] = _parse(f"--{attr.replace('_', '-')}", _FIELDS[attr][3], value, attr in _SECRET)
+    _warn_near_misses(env)
     settings = replace(Settings(), **values)
     build_catalog(settings.catalog_types, origin=str(file))
     if settings.eventhub_connection_string and settings.eventhub_namespace:
@@ -212,6 +219,17 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
     return settings
 
 
+def _warn_near_misses(env: Mapping[str, str]) -> None:
+    """A misspelt variable (PROCESSOR_API_TOKN) would silently leave its default: say so. Other PROCESSOR_*
+    names are left alone: Kubernetes itself sets PROCESSOR_SERVICE_HOST and the like for a service of that name."""
+    known = set(env_names()) | {"PROCESSOR_FEEDER_SETTINGS", "PROCESSOR_TEST_POSTGRES_URL"}
+    for name in env:
+        if name.startswith("PROCESSOR_") and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            if close:
+                log.warning("%s is not a setting of the processor; did you mean %s?", name, close[0])
+
+
 def build_catalog(specs: tuple[Mapping[str, Any], ...], origin: str = "config") -> Catalog:
     try:
         return Catalog.from_specs([dict(s) for s in specs], f"{origin} [[catalog.types]]", base=Catalog.default())
@@ -219,11 +237,16 @@ def build_catalog(specs: tuple[Mapping[str, Any], ...], origin: str = "config") 
         raise ConfigError(str(exc)) from None
 
 
-def _parse(name: str, parse: Callable[[Any], Any], raw: Any) -> Any:
+# Their values may hold passwords or keys: an error names the setting and what was expected, not the value.
+_SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
+
+
+def _parse(name: str, parse: Callable[[Any], Any], raw: Any, secret: bool = False) -> Any:
     try:
         return parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}, got {raw!r}") from None
+        shown = f"a value of {len(str(raw))} characters (not shown: it may hold a secret)" if secret else repr(raw)
+        raise ConfigError(f"{name}: {exc}, got {shown}") from None
 
 
 def _from_file(file: Path) -> dict[str, Any]:
@@ -246,7 +269,7 @@ def _from_file(file: Path) -> dict[str, Any]:
             attr = known.get((section, key))
             if attr is None:
                 raise ConfigError(f"{file} [{section}] {key}: unknown setting")
-            values[attr] = _parse(f"{file} [{section}] {key}", _FIELDS[attr][3], raw)
+            values[attr] = _parse(f"{file} [{section}] {key}", _FIELDS[attr][3], raw, attr in _SECRET)
     return values
 
 

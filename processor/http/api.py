@@ -18,7 +18,7 @@ from processor.stores.base import Query
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 RECENT_MAX = 100
-_FIELD = re.compile(r"^[A-Za-z0-9_]+$")
+_FIELD = re.compile(r"[A-Za-z0-9_]+")  # used with fullmatch: `$` would let a trailing newline through
 _OBJECT_PARAMS = {"source", "prefix", "type", "limit", "next"}
 
 
@@ -35,9 +35,14 @@ def limit_of(request: web.Request, default: int = DEFAULT_LIMIT, maximum: int = 
     raw = request.query.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, f"limit: expected a whole number >= 1, got {raw!r}")
+    if not whole_number(raw) or int(raw) < 1:
+        raise ApiError(400, f"limit: expected a whole number >= 1, got {raw[:40]!r}")
     return min(int(raw), maximum)
+
+
+def whole_number(raw: str) -> bool:
+    """ASCII digits only (str.isdigit also takes '²', which int() refuses) and short enough for a 64-bit id."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
 
 
 def encode_cursor(row: Row) -> str:
@@ -60,7 +65,7 @@ def object_query(request: web.Request) -> Query:
     for name in params:
         if name.startswith("state."):
             field = name[len("state."):]
-            if not _FIELD.match(field):
+            if not _FIELD.fullmatch(field):
                 raise ApiError(400, f"{name}: a state filter names one top-level field (letters, digits, _)")
             state.extend((field, value) for value in params.getall(name))
         elif name not in _OBJECT_PARAMS:
@@ -95,8 +100,7 @@ async def one_object(request: web.Request) -> web.Response:
     if extra:
         raise ApiError(400, f"unknown parameter {sorted(extra)[0]!r}: expected source")
     source = request.query.get("source") or None
-    rows = await context(request).store.query(Query(source=source, prefix=name, limit=MAX_LIMIT))
-    rows = [r for r in rows if r.object == name]
+    rows = await context(request).store.query(Query(source=source, object=name, limit=MAX_LIMIT))
     if not rows:
         where = f" from source {source!r}" if source else ""
         return json_error(404, f"no object {name!r}{where}", object=name)
@@ -116,8 +120,8 @@ async def recent(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     """GET /api/deadletters: oldest first; `after` = the last id seen (the response's `next`)."""
     raw = request.query.get("after") or "0"
-    if not raw.isdigit():
-        raise ApiError(400, f"after: expected a dead letter id (a whole number >= 0), got {raw!r}")
+    if not whole_number(raw):
+        raise ApiError(400, f"after: expected a dead letter id (a whole number >= 0), got {raw[:40]!r}")
     limit = limit_of(request)
     letters = await context(request).store.dead_letters(limit=limit + 1, after_id=int(raw))
     page = letters[:limit]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
@@ -11,6 +12,8 @@ from processor.http.context import context
 from processor.http.jsonresp import json_response
 
 PING_TIMEOUT = 2.0
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -31,8 +34,9 @@ async def not_ready_reason(request: web.Request) -> str | None:
         await asyncio.wait_for(ctx.store.ping(), PING_TIMEOUT)
     except asyncio.TimeoutError:
         return f"store: no answer to ping within {PING_TIMEOUT:.0f}s"
-    except Exception as exc:  # any failure to answer means not ready; the reason says which
-        return f"store: {exc}" if str(exc) else f"store: {type(exc).__name__}"
+    except Exception as exc:  # any failure to answer means not ready; the detail (a path, a DSN) is logged only
+        log.debug("readiness: store ping failed: %r", exc)
+        return "store: unavailable"
     worker = ctx.worker
     if worker is None:
         return None

@@ -48,8 +48,9 @@ def _authorized(request: web.Request, token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
-    # compare_digest on bytes: constant time in the token's content, whatever it holds.
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    # compare_digest on bytes: constant time in the token's content, whatever it holds (a header that is not
+    # UTF-8 arrives with surrogates, which must give a 401, not an encoding error).
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode())
 
 
 @web.middleware
@@ -72,9 +73,14 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
             return json_error(exc.status, exc.reason)
         raise
     except RuntimeError as exc:
-        # StoreError is a RuntimeError, and so is what a closed SQLite store raises (its thread is shut down).
-        log.warning("store failed answering %s: %s", request.path_qs, exc)
-        return json_error(503, f"store unavailable: {exc}")
+        # StoreError is a RuntimeError. Its text can name a file or a database: logged, not answered.
+        log.warning("store failed answering %s: %s", request.path, exc)
+        return json_error(503, "store unavailable")
+    except Exception:
+        if not is_api:
+            raise
+        log.exception("API request %s failed", request.path)
+        return json_error(500, "internal error")
 
 
 def build_app(settings: Settings, store: ProjectionStore, worker: Any = None) -> web.Application:
@@ -135,6 +141,9 @@ async def start_http(settings: Settings, store: ProjectionStore, worker: Any = N
         raise
     bound = runner.addresses[0][1] if runner.addresses else port
     handle = HttpHandle(runner, host, bound)
+    if not settings.api_token and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("the API serves the projection and dead-letter bodies to anyone who reaches %s: set "
+                    "PROCESSOR_API_TOKEN (probes and /metrics stay open)", handle.url)
     log.info("HTTP on %s (dashboard /, API /api/, metrics /metrics)%s", handle.url,
              "; /api/ needs the bearer token" if settings.api_token else "")
     return handle

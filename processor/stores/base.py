@@ -27,6 +27,7 @@ class Query:
     state_equals: tuple[tuple[str, str], ...] = ()  # top-level state field = text value, e.g. ("status", "Failed")
     after: ObjectKey | None = None  # keyset pagination on (source, object)
     limit: int = 100
+    object: str | None = None  # exact name
 
 
 class ProjectionStore(abc.ABC):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any, AsyncIterator, Awaitable, Callable, Collection, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -134,8 +134,21 @@ _STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio
 
 
 def _redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@]*@", r"\1:***@", url)
+    """The URL without its password (in the authority or as a query parameter), for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+    query = "&".join(
+        f"{k}=***" if k.lower() in ("password", "sslpassword") else (f"{k}={v}" if v else k)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class PostgresStore(ProjectionStore):
@@ -267,6 +280,8 @@ class PostgresStore(ProjectionStore):
             where.append(f"object >= {param(q.prefix)} AND object < {param(q.prefix + chr(0x10FFFF))}")
         if q.event_type is not None:
             where.append(f"event_type = {param(q.event_type)}")
+        if q.object is not None:
+            where.append(f"object = {param(q.object)}")
         for field, value in q.state_equals:
             where.append(f"state ->> {param(state_field(field))} = {param(value)}")
         if q.after is not None:

@@ -194,6 +194,9 @@ class SqliteStore(ProjectionStore):
             # Range instead of LIKE: object names may contain % and _.
             where.append("object >= ? AND object < ?")
             params += [q.prefix, q.prefix + "\U0010ffff"]
+        if q.object is not None:
+            where.append("object = ?")
+            params.append(q.object)
         if q.event_type is not None:
             where.append("event_type = ?")
             params.append(q.event_type)

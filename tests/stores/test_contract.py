@@ -185,6 +185,8 @@ async def test_query_filters_and_keyset_pagination(store):
     assert objects(await store.query(Query(prefix="runs%"))) == [(False, "runs%/x")]
     assert objects(await store.query(Query(prefix="run_"))) == [(False, "run_s/y")]
     assert objects(await store.query(Query(event_type="ML.RunCompleted"))) == [(False, "runs/r3")]
+    assert objects(await store.query(Query(object="runs/r1"))) == [(False, "runs/r1"), (True, "runs/r1")]
+    assert objects(await store.query(Query(object="runs"))) == []  # exact, not a prefix
     failed = Query(source=SRC, state_equals=(("status", "Failed"),))
     assert objects(await store.query(failed)) == [(False, "runs%/x"), (False, "runs/r1"), (False, "runs/r3"),
                                                   (False, "runsX")]

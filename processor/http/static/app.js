@@ -19,7 +19,11 @@ class AuthError extends Error {}
 function takeTokenFromFragment() {
   const match = /(?:^|&)token=([^&]*)/.exec(location.hash.slice(1));
   if (match) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    try {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    } catch (e) {
+      // A malformed #token= (a lone %): ignore it and let the page ask for the token.
+    }
     history.replaceState(null, "", location.pathname + location.search);  // keep it out of the address bar
   }
 }
