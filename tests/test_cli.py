@@ -113,3 +113,12 @@ def test_an_unwritable_store_fails_with_one_line(workdir):
     done = run("ingest", str(POISON), env={"PROCESSOR_STORE_URL": f"sqlite:///{blocker}/sub/p.sqlite"}, cwd=workdir)
     assert done.returncode == 1
     assert "store failed" in done.stderr.decode()
+
+
+def test_simulate_writes_a_sample_file_that_ingest_projects(workdir):
+    done = run("simulate", "--events", "400", "--out", "sample.jsonl", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    lines = (workdir / "sample.jsonl").read_bytes().splitlines()
+    assert len(lines) >= 400 and all(orjson.loads(line)[0]["id"] for line in lines)
+    summary = orjson.loads(run("ingest", "sample.jsonl", "--json", cwd=workdir).stdout)
+    assert summary["read"] == len(lines) and summary["applied"] > 0 and summary["dead_lettered"] == 0

@@ -125,6 +125,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from processor.sim.traffic import deliver, lifecycle
     from processor.worker.simulate import publish
 
+    if args.out:
+        # The same traffic as message bodies, one per line: input for `processor ingest`, no hub needed.
+        messages = deliver(lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
+                           seed=args.seed + 1, duplicate_rate=args.duplicates, late_rate=args.late)
+        with (sys.stdout.buffer if args.out == "-" else open(args.out, "wb")) as out:
+            count = 0
+            for message in messages:
+                out.write(message.body + b"\n")
+                count += 1
+        if args.out != "-":
+            print(f"wrote {count} message bodies to {args.out}", file=sys.stderr)
+        return 0
     settings = _settings(args)
 
     async def main() -> int:
@@ -207,6 +219,8 @@ def register(sub: Any) -> None:
     p.add_argument("--duplicates", type=float, default=0.05, help="share of events delivered twice")
     p.add_argument("--late", type=float, default=0.1, help="share of events delivered late")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", metavar="FILE", help="write the message bodies to FILE ('-' = stdout), one per line, "
+                                                 "instead of publishing")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("status", help="per partition: owner, checkpoint, last enqueued sequence number, lag")
