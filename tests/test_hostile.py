@@ -103,3 +103,12 @@ def test_types_outside_the_catalog_share_one_label_whatever_their_names():
     intake.admit(body(eg(f"{ML}.RunCompleted", "experiments/e/runs/r", {})), tally)
     assert {t for (_, t) in tally.by_outcome_type} == {OTHER_TYPE, f"{ML}.RunCompleted"}
     assert tally.count("rejected") == 501
+
+
+def test_a_nul_in_an_identity_field_is_dead_lettered_so_every_store_keeps_the_same_keys():
+    admitted, [dead], _ = admit(body(model_event("m\x00x", 1)))
+    assert admitted == [] and "NUL" in dead.reason
+    tagged = model_event("m", 1)
+    tagged["data"]["ModelTags"] = {"t": "a\x00b"}
+    admitted, dead, _ = admit(body(tagged))
+    assert len(admitted) == 1 and dead == []  # in data it is only data

@@ -72,6 +72,9 @@ class Intake:
         if not decoded.events:
             return admitted, [self._dead(bad, body, label)] if bad else []
         size = max(1, len(body) // len(decoded.events))
+        # JSON can carry NUL (\u0000) in strings; PostgreSQL text cannot. Identity fields holding one would be
+        # stored differently by the two stores, so such events are dead-lettered in every store alike.
+        nul_possible = b"\\u0000" in body
         catalog, allowed, sources = self.catalog, self.allowed, self._sources
         for event in decoded.events:
             entry = catalog.by_type.get(event.type)
@@ -97,6 +100,11 @@ class Intake:
                 tally.add("dead_lettered", event.type)
                 continue
             obj, sequencer, etag, time = ident
+            if nul_possible and any("\x00" in f for f in (event.id, source, obj, sequencer, etag or "")):
+                bad.append(Malformed("NUL character in an identity field (id, source, object, sequencer, etag)",
+                                     event.id.replace("\x00", "?")))
+                tally.add("dead_lettered", event.type)
+                continue
             if len(source) + len(obj) > MAX_KEY_BYTES // 4 and len(source.encode()) + len(obj.encode()) > MAX_KEY_BYTES:
                 bad.append(Malformed(f"object key longer than {MAX_KEY_BYTES} bytes", event.id))
                 tally.add("dead_lettered", event.type)
