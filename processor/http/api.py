@@ -118,7 +118,17 @@ async def recent(request: web.Request) -> web.Response:
 
 
 async def dead_letters(request: web.Request) -> web.Response:
-    """GET /api/deadletters: oldest first; `after` = the last id seen (the response's `next`)."""
+    """GET /api/deadletters: oldest first, `after` = the last id seen (the response's `next`); or with
+    `order=newest`, the newest `limit` ones, newest first (what a person looks at)."""
+    order = request.query.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise ApiError(400, f"order: expected oldest or newest, got {order[:40]!r}")
+    if order == "newest":
+        if "after" in request.query:
+            raise ApiError(400, "after: pages oldest first only; leave it out with order=newest")
+        limit = limit_of(request)
+        letters = await context(request).store.dead_letters(limit=limit, newest_first=True)
+        return json_response({"dead_letters": letters, "limit": limit, "next": None})
     raw = request.query.get("after") or "0"
     if not whole_number(raw):
         raise ApiError(400, f"after: expected a dead letter id (a whole number >= 0), got {raw[:40]!r}")

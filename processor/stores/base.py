@@ -63,7 +63,9 @@ class ProjectionStore(abc.ABC):
         """Every row, sorted by (source, object) in code-point order."""
 
     @abc.abstractmethod
-    async def dead_letters(self, limit: int = 100, after_id: int | None = None) -> list[dict[str, Any]]: ...
+    async def dead_letters(self, limit: int = 100, after_id: int | None = None,
+                           newest_first: bool = False) -> list[dict[str, Any]]:
+        """Oldest first after `after_id` (to page through them all), or the newest `limit` (newest first)."""
 
     @abc.abstractmethod
     async def counts(self) -> dict[str, int]:

@@ -121,6 +121,7 @@ JOIN projection p ON p.source = k.source AND p.object = k.object
 """
 _DEAD_LETTERS = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
                  "WHERE id > $1 ORDER BY id LIMIT $2")
+_DEAD_LETTERS_NEWEST = _DEAD_LETTERS.replace("ORDER BY id", "ORDER BY id DESC")
 _RECENT = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT $1"
 _COUNTS = "SELECT (SELECT count(*) FROM projection), (SELECT count(*) FROM dead_letters)"
 _EXPORT_PAGE = 5000
@@ -307,8 +308,10 @@ class PostgresStore(ProjectionStore):
                 return
             after = page[-1].key
 
-    async def dead_letters(self, limit: int = 100, after_id: int | None = None) -> list[dict[str, Any]]:
-        records = await self._run("dead letters", lambda c: c.fetch(_DEAD_LETTERS, after_id or 0, limit))
+    async def dead_letters(self, limit: int = 100, after_id: int | None = None,
+                           newest_first: bool = False) -> list[dict[str, Any]]:
+        sql = _DEAD_LETTERS_NEWEST if newest_first else _DEAD_LETTERS
+        records = await self._run("dead letters", lambda c: c.fetch(sql, after_id or 0, limit))
         return [dead_letter_dict(*r) for r in records]
 
     async def counts(self) -> dict[str, int]:

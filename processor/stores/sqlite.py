@@ -227,9 +227,10 @@ class SqliteStore(ProjectionStore):
                 return
             after = page[-1].key
 
-    async def dead_letters(self, limit: int = 100, after_id: int | None = None) -> list[dict[str, Any]]:
+    async def dead_letters(self, limit: int = 100, after_id: int | None = None,
+                           newest_first: bool = False) -> list[dict[str, Any]]:
         sql = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
-               "WHERE id > ? ORDER BY id LIMIT ?")
+               f"WHERE id > ? ORDER BY id {'DESC' if newest_first else ''} LIMIT ?")
         rows = await self._run(lambda: self._conn().execute(sql, (after_id or 0, limit)).fetchall())
         return [dead_letter_dict(*r) for r in rows]
 

@@ -120,6 +120,10 @@ async def test_dead_letters_page_by_id_and_recent_is_newest_first(filled_store):
         assert {"id", "reason", "origin", "body", "received_at", "truncated"} <= set(seen[0])
         status, body, _ = await client.get("/api/deadletters?after=-1")
         assert status == 400 and "after" in body["error"]
+        newest = await client.json("/api/deadletters?order=newest&limit=2")
+        assert newest["dead_letters"] == list(reversed(expected))[:2] and newest["next"] is None
+        for bad in ("order=latest", "order=newest&after=3"):
+            assert (await client.get(f"/api/deadletters?{bad}"))[0] == 400
 
         recent = await client.json("/api/recent?limit=5")
         assert [o["object"] for o in recent["objects"]] == [r.object for r in await filled_store.recent(5)]

@@ -156,6 +156,8 @@ async def test_dead_letters_are_stored_once_per_fingerprint(store):
     page = await store.dead_letters(limit=1, after_id=ids[0])
     assert [d["id"] for d in page] == [ids[1]]
     assert await store.dead_letters(after_id=ids[-1]) == []
+    newest = await store.dead_letters(limit=2, newest_first=True)
+    assert [d["id"] for d in newest] == sorted(ids, reverse=True)[:2]
 
 
 # -- reads ----------------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ const RECENT_SHOWN = 25;
 
 const $ = (sel) => document.querySelector(sel);
 const fmt = new Intl.NumberFormat();
-let deadLetters = [];   // newest last, at most DEAD_LETTERS_SHOWN
-let deadAfter = 0;      // the last dead letter id seen: the next refresh asks only for newer ones
+let deadLetters = [];   // newest first, at most DEAD_LETTERS_SHOWN
 let timer = null;
 
 class AuthError extends Error {}
@@ -166,16 +165,10 @@ function renderRecent(page) {
 }
 
 async function refreshDeadLetters() {
-  // The API lists oldest first; follow it from the last id seen and keep the newest few.
-  for (let pages = 0; pages < 5; pages++) {
-    const page = await api("/api/deadletters?limit=1000&after=" + deadAfter);
-    if (page.dead_letters.length) {
-      deadLetters = deadLetters.concat(page.dead_letters).slice(-DEAD_LETTERS_SHOWN);
-      deadAfter = page.dead_letters[page.dead_letters.length - 1].id;
-    }
-    if (page.next === null) break;
-  }
-  const rows = deadLetters.slice().reverse().map((d) =>
+  // Only the newest few, whatever the backlog: a page of them, newest first.
+  const page = await api("/api/deadletters?order=newest&limit=" + DEAD_LETTERS_SHOWN);
+  deadLetters = page.dead_letters;
+  const rows = deadLetters.map((d) =>
     el("tr", { "data-dead-letter": String(d.id) },
       el("td", { class: "num" }, d.id),
       el("td", { class: "reason" }, d.reason),
