@@ -67,8 +67,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from processor.stores.base import Query
 
     async def work(store: Any) -> int:
-        rows = await store.query(Query(source=args.source, prefix=args.object, limit=1000))
-        rows = [r for r in rows if r.object == args.object]
+        rows = await store.query(Query(source=args.source, object=args.object, limit=1000))
         if not rows:
             print(f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""), file=sys.stderr)
             return 1
