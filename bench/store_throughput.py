@@ -29,10 +29,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest_throughput import make_stream  # noqa: E402
+from bench.ingest_throughput import make_stream, timed_ingest  # noqa: E402
 from processor.config import Settings  # noqa: E402
 from processor.core.model import Row, Write  # noqa: E402
-from processor.ingest import ingest  # noqa: E402
 from processor.stores.base import ProjectionStore, open_store  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROCESSOR_BENCH_POSTGRES_URL") or os.environ.get(
@@ -64,15 +63,8 @@ async def reset(store: ProjectionStore) -> None:
 
 
 async def ingest_once(url: str, lines: list[bytes]) -> tuple[float, dict]:
-    store = open_store(url)
-    await reset(store)
-    await store.open()
-    try:
-        start = time.perf_counter()
-        tally = await ingest((("bench", line) for line in lines), Settings(), store)
-        return time.perf_counter() - start, tally.summary()
-    finally:
-        await store.close()
+    await reset(open_store(url))
+    return await timed_ingest(url, lines)
 
 
 def rows(n: int, round_: int, seq: int) -> list[Row]:
