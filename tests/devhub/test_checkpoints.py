@@ -55,9 +55,10 @@ async def test_processors_share_partitions_and_resume_from_checkpoints(tmp_path,
         first, second = processor(hub, azurite).start(), processor(hub, azurite).start()
         try:
             both = lambda: set(first.bodies()) | set(second.bodies())  # noqa: E731
-            await eventually(lambda: both() >= expected, timeout=30, what="all 40 events across both processors")
-            await wait_for_owners(first.store, port, 2)
-            await eventually(lambda: sorted(len(r) for r in hub._owners.values()) == [1, 1, 1, 1], timeout=30,
+            # Deadlines, not delays: generous because a take-over (link stolen, re-claim) is slow on a busy machine.
+            await eventually(lambda: both() >= expected, timeout=60, what="all 40 events across both processors")
+            await wait_for_owners(first.store, port, 2, timeout=60)
+            await eventually(lambda: sorted(len(r) for r in hub._owners.values()) == [1, 1, 1, 1], timeout=60,
                              what="every partition read by exactly one link")
             # Once the hand-over has settled, each round of new events is split between the two owners.
             # (A round sent mid-hand-over may still go to the old owner, hence the retry.)
