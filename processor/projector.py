@@ -5,7 +5,6 @@ This is the seam between the pure core and the stores, shared by file ingest and
 
 from __future__ import annotations
 
-import hashlib
 from typing import Callable
 
 import orjson
@@ -75,11 +74,9 @@ def fold_skipping_unstorable(events: list[Admitted], current: Row | None, now: s
         trial = fold_object([*kept, ev], current, now)
         if trial.write is not None and not storable(trial.write.row.state):
             body = ev.event.body if isinstance(ev.event.body, bytes) else b""
-            digest = hashlib.sha256(body)
-            digest.update(ev.event.id.encode())
-            bad.append(DeadLetter(f"{ev.event.type} event makes the state of {ev.key[1]!r} unstorable "
-                                  "(integers beyond 64 bits or nesting too deep)", body[:4096], len(body),
-                                  str(ev.origin or ""), ev.event.id, digest.hexdigest()))
+            bad.append(DeadLetter.of(f"{ev.event.type} event {ev.event.id} makes the state of {ev.key[1]!r} "
+                                     "unstorable (integers beyond 64 bits or nesting too deep)", body,
+                                     str(ev.origin or ""), ev.event.id))
             continue
         kept.append(ev)
         fold = trial

@@ -7,7 +7,6 @@ object and order (dead-lettered when missing).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Iterable
 
@@ -121,7 +120,5 @@ class Intake:
         reason = "; ".join(reasons)
         if len(reason) > MAX_REASON:
             reason = reason[: MAX_REASON - 3] + "..."
-        digest = hashlib.sha256(body)
-        digest.update(reason.encode())
         event_id = next((m.event_id for m in malformed if m.event_id), None)
-        return DeadLetter(reason, body[: self.keep_body_bytes], len(body), label, event_id, digest.hexdigest())
+        return DeadLetter.of(reason, body, label, event_id, self.keep_body_bytes)

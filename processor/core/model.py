@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,13 @@ class DeadLetter:
     event_id: str | None = None
     # Identifies the same bad message seen again (redelivery, re-ingest) so it is stored once.
     fingerprint: str = ""
+
+    @classmethod
+    def of(cls, reason: str, body: bytes, origin: str, event_id: str | None = None, keep: int = 4096) -> "DeadLetter":
+        """A dead letter keeping the first `keep` bytes of the body, fingerprinted by body and reason."""
+        digest = hashlib.sha256(body)
+        digest.update(reason.encode())
+        return cls(reason, body[:keep], len(body), origin, event_id, digest.hexdigest())
 
 
 @dataclass

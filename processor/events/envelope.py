@@ -216,20 +216,16 @@ def _decode_event(item: Any, limits: DecodeLimits) -> Event | Malformed:
     return Malformed("not an event: neither an Event Grid (eventType) nor a CloudEvents (specversion) envelope")
 
 
+# Where each schema keeps the source, the type and the time.
+_NAMES = {EVENTGRID: ("topic", "eventType", "eventTime"), CLOUDEVENTS: ("source", "type", "time")}
+
+
 def _eventgrid(item: dict) -> Event | Malformed:
     event_id = item.get("id")
     problem = _check_common(event_id, item.get("topic"), "topic", item.get("eventType"), "eventType")
     if problem:
         return Malformed(problem, event_id if isinstance(event_id, str) else None)
-    subject, time = item.get("subject"), item.get("eventTime")
-    return EventGridEvent(
-        id=event_id,
-        source=item["topic"],
-        subject=subject if isinstance(subject, str) else None,
-        type=item["eventType"],
-        time=time if isinstance(time, str) else None,
-        data=item.get("data"),
-    )
+    return _event(EventGridEvent, item, item.get("data"))
 
 
 def _cloudevent(item: dict, limits: DecodeLimits) -> Event | Malformed:
@@ -246,16 +242,14 @@ def _cloudevent(item: dict, limits: DecodeLimits) -> Event | Malformed:
         if isinstance(data, Malformed):
             data.event_id = good_id
             return data
-    subject, time = item.get("subject"), item.get("time")
-    return CloudEvent(
-        id=event_id,
-        source=item["source"],
-        subject=subject if isinstance(subject, str) else None,
-        type=item["type"],
-        time=time if isinstance(time, str) else None,
-        data=data,
-        specversion="1.0",
-    )
+    return _event(CloudEvent, item, data, specversion="1.0")
+
+
+def _event(cls: type[Event], item: dict, data: Any, **extra: Any) -> Event:
+    source_key, type_key, time_key = _NAMES[cls.schema]
+    subject, time = item.get("subject"), item.get(time_key)
+    return cls(id=item["id"], source=item[source_key], subject=subject if isinstance(subject, str) else None,
+               type=item[type_key], time=time if isinstance(time, str) else None, data=data, **extra)
 
 
 def _check_common(event_id: Any, source: Any, source_name: str, etype: Any, type_name: str) -> str | None:
