@@ -112,3 +112,38 @@ def test_a_nul_in_an_identity_field_is_dead_lettered_so_every_store_keeps_the_sa
     tagged["data"]["ModelTags"] = {"t": "a\x00b"}
     admitted, dead, _ = admit(body(tagged))
     assert len(admitted) == 1 and dead == []  # in data it is only data
+
+
+def test_invalid_utf8_inside_a_string_field_is_dead_lettered_with_its_byte_and_no_traceback(caplog):
+    raw = body(run_event("r", "Running", "2026-01-01T00:00:01Z")).replace(b'"Running"', b'"\x8d"')
+    admitted, [dead], tally = admit(raw)
+    where = raw.index(b"\x8d")
+    assert admitted == [] and dead.reason == f"not UTF-8: invalid start byte at byte {where}"
+    assert "internal error" not in dead.reason and not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert tally.count("dead_lettered") == 1
+
+
+def test_a_time_written_in_foreign_digits_is_dead_lettered_and_cannot_win_its_object(tmp_path):
+    ascii_time = "2026-01-01T00:00:05.0000000Z"
+    foreign = "2026-01-01T00:00:0" + "٩" + ".0000000Z"  # Arabic-Indic nine: would sort after every ASCII time
+    lines = [body(run_event("r", "Running", ascii_time)), body(run_event("r", "Failed", foreign)),
+             body(run_event("r", "Completed", "2026-01-01T00:00:06.0000000Z"))]
+    tally, rows, letters = asyncio.run(ingest_lines(lines, tmp_path))
+    assert rows["runs/r"].state["status"] == "Completed" and rows["runs/r"].sequencer.startswith("2026-01-01T00:00:06")
+    assert len(letters) == 1 and "date-time" in letters[0]["reason"]
+
+
+HUGE = 123456789012345678901234567890
+
+
+def test_a_huge_integer_means_the_same_on_the_fast_and_the_careful_path():
+    event = model_event("m", HUGE)
+    plain = json.dumps([event]).encode()  # the standard library: orjson cannot write the huge integer
+    # The same event behind many brackets of padding takes the careful path (the depth walk).
+    event["data"]["padding"] = [[] for _ in range(40)]
+    padded = json.dumps([event]).encode()
+    assert padded.count(b"[") > Settings().max_depth  # the careful path indeed
+    results = [admit(raw) for raw in (plain, padded)]
+    (fast, _, _), (careful, _, _) = results
+    assert fast[0].sequencer == careful[0].sequencer == f"130{HUGE}."
+    assert fast[0].event.data["ModelVersion"] == careful[0].event.data["ModelVersion"] == HUGE

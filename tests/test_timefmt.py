@@ -43,3 +43,41 @@ def test_string_order_is_instant_order_whatever_the_offset(a, b, offset_minutes)
     b_text = b.isoformat().replace("+00:00", "Z")
     assert (normalize_time(a_text) < normalize_time(b_text)) == (a < b)
     assert (normalize_time(a_text) == normalize_time(b_text)) == (a == b)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2016-12-31T23:59:60Z", "2016-12-31T23:59:60.000000000Z"),
+    ("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:60.500000000Z"),
+    ("2016-12-31T23:59:60+00:00", "2016-12-31T23:59:60.000000000Z"),
+    ("2016-12-31T15:59:60-08:00", "2016-12-31T23:59:60.000000000Z"),
+])
+def test_a_leap_second_is_accepted_as_rfc_3339_allows(text, expected):
+    assert normalize_time(text) == expected
+
+
+def test_a_leap_second_orders_after_the_59th_second_and_before_the_next_minute():
+    ordered = ["2016-12-31T23:59:59.9999999Z", "2016-12-31T23:59:60Z", "2016-12-31T23:59:60.5Z",
+               "2017-01-01T00:00:00Z"]
+    keys = [normalize_time(t) for t in ordered]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+
+
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+@pytest.mark.parametrize("text", [
+    "2026-01-01T00:00:00.0000000Z".translate(ARABIC_INDIC),  # every digit
+    "2026-01-01T00:00:0" + "٥" + ".0000000Z",  # one digit of the seconds
+    "２０２６-01-01T00:00:00Z",  # full-width digits in the year
+    "2026-01-01T00:00:00.00000٠٠Z",  # in the fraction
+    "2026-01-01T00:00:00+0٥:00",  # in the offset
+])
+def test_only_ascii_digits_make_a_time(text):
+    with pytest.raises(InvalidTime):
+        normalize_time(text)
+
+
+def test_a_time_with_foreign_digits_is_refused_even_after_its_date_was_seen_in_ascii():
+    normalize_time("2026-01-01T00:00:00.0000000Z")  # warms the fast path's cache of dates
+    with pytest.raises(InvalidTime):
+        normalize_time("2026-01-01T00:00:0٥.0000000Z")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import msgspec
-import orjson
 
 EVENTGRID = "eventgrid"
 CLOUDEVENTS = "cloudevents"
@@ -53,7 +52,7 @@ class Event(msgspec.Struct, gc=False):
     def extensions(self) -> dict[str, Any]:
         if not isinstance(self.body, bytes):
             return {}
-        doc = orjson.loads(self.body)
+        doc = parse_json(self.body)
         elements = doc if isinstance(doc, list) else [doc]
         element = next((e for e in elements if isinstance(e, dict) and e.get("id") == self.id), {})
         core = _CE_CORE if self.schema == CLOUDEVENTS else _EG_CORE
@@ -125,7 +124,8 @@ def decode_body(body: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodeRes
     cloud = b'"specversion"' in body
     try:
         doc = (_CE_DECODER if cloud else _EG_DECODER).decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        # msgspec checks UTF-8 inside strings lazily and raises UnicodeDecodeError there, not DecodeError.
         return _decode_careful(body, limits)
     events = doc if isinstance(doc, list) else [doc]
     if not events:
@@ -142,11 +142,34 @@ def decode_body(body: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodeRes
     return DecodeResult(events, [])
 
 
+def parse_json(text: bytes) -> Any:
+    """A JSON document with the fast path's number rule: integers of any size stay exact integers.
+
+    orjson turns integers beyond 64 bits into floats, so a body would decode differently (and a model version
+    get another sequencer) depending on which path unrelated padding sent it down. Raises `BadJson`.
+    """
+    try:
+        return _ANY_DECODER.decode(text)
+    except UnicodeDecodeError as exc:
+        raise BadJson(_utf8_reason(text) or f"not UTF-8: {exc.reason}") from None
+    except RecursionError:
+        raise BadJson("too deep: nesting exceeds the parser's limit") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BadJson(_utf8_reason(text) or f"not JSON: {exc}") from None
+
+
+class BadJson(ValueError):
+    """Text that is not a JSON document; the message is the dead-letter reason."""
+
+
+_ANY_DECODER = msgspec.json.Decoder()
+
+
 def _decode_careful(body: bytes, limits: DecodeLimits) -> DecodeResult:
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _bad(_json_reason(body, exc))
+        doc = parse_json(body)
+    except BadJson as exc:
+        return _bad(str(exc))
     if _depth(doc, limits.max_depth) > limits.max_depth:
         return _bad(f"too deep: nesting exceeds {limits.max_depth} levels")
 
@@ -178,15 +201,12 @@ def _bad(reason: str) -> DecodeResult:
     return DecodeResult([], [Malformed(reason)])
 
 
-def _json_reason(body: bytes, exc: orjson.JSONDecodeError) -> str:
+def _utf8_reason(text: bytes) -> str | None:
     try:
-        body.decode("utf-8")
+        text.decode("utf-8")
     except UnicodeDecodeError as uerr:
         return f"not UTF-8: {uerr.reason} at byte {uerr.start}"
-    text = str(exc)
-    if "depth limit" in text:
-        return f"too deep: {text}"
-    return f"not JSON: {text}"
+    return None
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -272,9 +292,9 @@ def _base64_data(item: dict, limits: DecodeLimits) -> Any:
     if "json" not in content_type:
         return Malformed(f"data_base64 with non-JSON datacontenttype {content_type!r}")
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Malformed(f"data_base64 is not JSON: {exc}")
+        data = parse_json(raw)
+    except BadJson as exc:
+        return Malformed(f"data_base64: {exc}")
     # The body's depth check could not see inside the base64 text.
     if _depth(data, limits.max_depth) > limits.max_depth:
         return Malformed(f"too deep: data_base64 nesting exceeds {limits.max_depth} levels")

@@ -4,6 +4,10 @@ Event Grid writes 7 fractional digits; other producers write 3, 6, 9 or none, `Z
 `datetime.fromisoformat` truncates to microseconds, which would make two distinct events tie, so the
 normalisation is done on the text: the canonical form is `YYYY-MM-DDTHH:MM:SS.fffffffffZ` (nanoseconds,
 always 9 digits), whose plain string order is the order of the instants.
+
+Digits are ASCII only, as RFC 3339 says: `\d` would also take Arabic-Indic digits, which `int()` reads but
+whose text sorts after every ASCII time. A leap second (`23:59:60`, valid RFC 3339) keeps its `:60`, which
+sorts after `:59.999999999` and before the next minute, as the instant does.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import re
 from datetime import datetime, timedelta
 
 _ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):?([0-9]{2}))?"
 )
 
 
@@ -20,7 +25,7 @@ class InvalidTime(ValueError):
     """The text is not an ISO-8601 date-time we can place on the timeline."""
 
 
-_EVENT_GRID_FORM = re.compile(r"(\d{4}-\d{2}-\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{7}Z")
+_EVENT_GRID_FORM = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{7}Z")
 # Dates already checked (a stream spans few days); bounded so hostile input cannot grow it without end.
 _valid_dates: set[str] = set()
 
@@ -41,9 +46,11 @@ def _normalize(text: str) -> str:
     # Digits past nanoseconds are below any producer's clock resolution; they are dropped, not rounded,
     # so that normalisation never carries into the next second.
     nanos = (frac or "")[:9].ljust(9, "0")
+    leap = second == "60"
     try:
-        # Validates the calendar (Feb 30, hour 24, ...) even on the fast path.
-        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+        # Validates the calendar (Feb 30, hour 24, ...) even on the fast path. A leap second is placed as
+        # :59 for the calendar and the offset, and written back as :60.
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), 59 if leap else int(second))
     except ValueError as exc:
         raise InvalidTime(f"not a valid date-time: {text[:64]!r} ({exc})") from None
     if len(_valid_dates) > 10_000:
@@ -58,4 +65,5 @@ def _normalize(text: str) -> str:
         except OverflowError:
             raise InvalidTime(f"out of range once moved to UTC: {text[:64]!r}") from None
     # A time without an offset is taken as UTC: Event Grid only ever writes UTC.
-    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{nanos}Z"
+    seconds = 60 if leap else moment.second
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{seconds:02d}.{nanos}Z"
