@@ -77,7 +77,15 @@ def _optional_text(v: Any) -> str | None:
     return _text(v)
 
 
+def _ascii_number(v: Any) -> Any:
+    # int() and float() also read Arabic-Indic or full-width digits; a setting is written in ASCII.
+    if isinstance(v, bool) or (isinstance(v, str) and not v.isascii()):
+        raise ValueError("expected a number written in ASCII digits")
+    return v
+
+
 def _positive_int(v: Any) -> int:
+    v = _ascii_number(v)
     if isinstance(v, bool):
         raise ValueError("expected a whole number")
     try:
@@ -90,6 +98,7 @@ def _positive_int(v: Any) -> int:
 
 
 def _seconds(v: Any) -> float:
+    v = _ascii_number(v)
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -146,7 +155,7 @@ def _starting_position(v: Any) -> str:
 def _http_address(v: Any) -> str:
     text = _text(v)
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
     return text
 

@@ -44,3 +44,14 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
     cfg.write_text("[store]\nuri = 'sqlite:///x'\n")
     with pytest.raises(ConfigError, match=r"\[store\] uri: unknown setting"):
         load_settings(env={}, path=cfg)
+
+
+@pytest.mark.parametrize("env, named", [
+    ({"PROCESSOR_CHECKPOINT_EVERY_EVENTS": "５"}, "PROCESSOR_CHECKPOINT_EVERY_EVENTS"),  # full-width five
+    ({"PROCESSOR_REORDER_WINDOW": "٢"}, "PROCESSOR_REORDER_WINDOW"),  # Arabic-Indic two
+    ({"PROCESSOR_HTTP_ADDRESS": "0.0.0.0:٨٠٨٠"}, "PROCESSOR_HTTP_ADDRESS"),
+    ({"PROCESSOR_STARTING_POSITION": "٢٠٢٦-01-01T00:00:00Z"}, "PROCESSOR_STARTING_POSITION"),
+])
+def test_numbers_and_times_in_settings_take_ascii_digits_only(env, named):
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env, path=ROOT / "config" / "processor.toml")
