@@ -46,8 +46,17 @@ class Intake:
         self._sources: dict[str, str] = {}  # as sent -> normalised; few distinct sources, many events
 
     def admit(self, body: bytes, tally: Tally, origin: Any = None, label: str = "",
-              delivery_kind: str | None = None) -> tuple[list[Admitted], list[DeadLetter]]:
-        """The events of one message body that may be projected, and at most one dead letter for the rest."""
+              delivery_kind: str | None = None, body_section: str | None = None
+              ) -> tuple[list[Admitted], list[DeadLetter]]:
+        """The events of one message body that may be projected, and at most one dead letter for the rest.
+
+        `body_section` names an AMQP body that is not a data section ("value", "sequence"): no event can be in
+        it, so the message is dead-lettered under that reason with `body` as the rendering to keep."""
+        if body_section is not None:
+            tally.read += 1
+            tally.add("dead_lettered", "-")
+            reason = f"AMQP {body_section} body: Event Grid writes events as a data section"
+            return [], [DeadLetter.of(reason, body, label, None, self.keep_body_bytes)]
         try:
             return self._admit(body, tally, origin, label, delivery_kind)
         except Exception as exc:  # a bug of ours must cost one message, not stop the stream

@@ -1,4 +1,4 @@
-"""Event time -> a canonical UTC string that sorts like the instant it names.
+r"""Event time -> a canonical UTC string that sorts like the instant it names.
 
 Event Grid writes 7 fractional digits; other producers write 3, 6, 9 or none, `Z` or an offset.
 `datetime.fromisoformat` truncates to microseconds, which would make two distinct events tie, so the

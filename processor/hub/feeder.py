@@ -6,7 +6,7 @@ only receives and forwards; the worker (the parent) decodes, projects, commits a
 checkpoint still follows the commit.
 
 Protocol on stdout, frames of a 4-byte big-endian length + a msgpack array:
-    ["open", pid]   ["close", pid, lost]   ["batch", pid, last_enqueued, [[seq, offset, body, kind, t], ...]]
+    ["open", pid]   ["close", pid, lost]   ["batch", pid, last_enqueued, [[seq, offset, body, kind, t, section], ...]]
     ["error", text]
 On stdin the parent writes "stop\\n" for a graceful stop (close the client, releasing ownership); end of file
 means the parent is gone, and the feeder exits at once, as a crash would, without releasing anything.
@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 from azure.eventhub import CloseReason
+from azure.eventhub.amqp import AmqpMessageBodyType
 
 from processor.config import Settings
 
@@ -55,13 +56,22 @@ def delivery_kind(properties: dict | None) -> str | None:
     return value
 
 
-def message_body(event: Any) -> bytes:
+# What is kept of a value or sequence body for its dead letter.
+MAX_RENDERED_BODY = 4096
+
+
+def message_body(event: Any) -> tuple[bytes, str | None]:
+    """The message body, and None; or, for an AMQP value or sequence body (Event Grid only ever writes data
+    sections), a printable rendering of it and the section's kind, for the worker to dead-letter."""
+    raw = event.raw_amqp_message
+    if raw.body_type != AmqpMessageBodyType.DATA:
+        return repr(raw.body)[:MAX_RENDERED_BODY].encode("utf-8", "backslashreplace"), str(raw.body_type.value)
     body = event.body
     if isinstance(body, (bytes, bytearray, memoryview)):
-        return bytes(body)
+        return bytes(body), None
     if isinstance(body, str):
-        return body.encode()
-    return b"".join(bytes(part) for part in body)
+        return body.encode(), None
+    return b"".join(bytes(part) for part in body), None
 
 
 async def feed(settings: Settings, group: str) -> int:
@@ -91,9 +101,10 @@ async def feed(settings: Settings, group: str) -> int:
             ann = raw.annotations
             offset = ann[b"x-opt-offset"]
             stamp = ann.get(b"x-opt-enqueued-time")
+            body, section = message_body(e)
             items.append([ann[b"x-opt-sequence-number"], offset.decode() if isinstance(offset, bytes) else offset,
-                          message_body(e), delivery_kind(raw.application_properties),
-                          stamp / 1000 if stamp is not None else None])
+                          body, delivery_kind(raw.application_properties),
+                          stamp / 1000 if stamp is not None else None, section])
         await send(["batch", context.partition_id, props.get("sequence_number"), items])
 
     async def on_open(context: Any) -> None:

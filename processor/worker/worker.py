@@ -157,7 +157,8 @@ class Worker:
 
     async def receive(self, partition_id: str, deliveries: Iterable[Any], last_enqueued: int | None = None) -> None:
         """Take one batch of a partition: each delivery is (sequence number, offset, body, aeg-event-type, enqueued
-        time as epoch seconds), as the feeder forwards them."""
+        time as epoch seconds, body section: None for data, else "value" or "sequence"), as the feeder forwards
+        them."""
         if not self._accepting:
             return  # shutting down: not checkpointed, so the next owner receives these
         while len(self.buffer) >= self.buffer.max_events and self._accepting:
@@ -176,9 +177,10 @@ class Worker:
         # the buffer goes from empty (asleep for the checkpoint interval) to holding something.
         was_empty = len(buffer) == 0
         hub = self.ids["eventhub_name"]
-        for seq, offset, body, kind, enqueued in deliveries:
+        for seq, offset, body, kind, enqueued, section in deliveries:
             admitted, dead = intake.admit(body, tally, origin=(partition_id, gen, seq, enqueued),
-                                          label=f"{hub}/{partition_id}@{seq}", delivery_kind=kind)
+                                          label=f"{hub}/{partition_id}@{seq}", delivery_kind=kind,
+                                          body_section=section)
             progress.received(seq, offset, len(admitted) + (1 if dead else 0))
             for ev in admitted:
                 if not buffer.add(ev, now):
