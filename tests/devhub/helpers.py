@@ -40,11 +40,14 @@ class Collector:
     async def _on_event(self, context, event) -> None:
         if event is None:
             return
-        if self.checkpoint:
-            await context.update_checkpoint(event)
+        # Record first, then checkpoint (at least once, as the worker does): the SDK cancels a partition
+        # task during this await when an equal owner level takes the partition over, and an event
+        # checkpointed but not yet recorded would be lost, since its next owner starts after it.
         self.contexts[context.partition_id] = context
         self.events.append((context.partition_id, event))
         self._changed.set()
+        if self.checkpoint:
+            await context.update_checkpoint(event)
 
     async def _on_error(self, context, error) -> None:
         self.errors.append(error)
