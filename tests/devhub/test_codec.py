@@ -46,7 +46,7 @@ def test_annotated_messages_decode_in_the_sdk(app_props, body, seq, offset, key)
            + frames.section(frames.DATA, body))
     stored, split = message.annotate(raw, seq, offset, 1_700_000_000_000, key)
     extra = message.delivery_annotations(seq, offset, 1_700_000_000_000, 1_700_000_000_001)
-    sdk = decode_payload(memoryview(stored[:split] + extra + stored[split:]))
+    sdk = decode_payload(memoryview(message.delivered(stored, split, extra)))
     annotations = sdk.message_annotations
     assert annotations[b"x-opt-sequence-number"] == seq
     assert annotations[b"x-opt-offset"] == str(offset).encode()
@@ -57,6 +57,25 @@ def test_annotated_messages_decode_in_the_sdk(app_props, body, seq, offset, key)
     assert sdk.data == [body]
     assert sdk.header[0] is True
     assert len(sdk.application_properties or {}) == len(app_props)
+
+
+def test_a_clients_delivery_annotations_are_kept_and_merged_with_the_hubs():
+    # Under the symbolic descriptor, as another client might send them; the hub's key wins a clash.
+    own = b"\x00" + codec.encode(Symbol("amqp:delivery-annotations:map")) + codec.encode(
+        {Symbol("delann_key"): "delann_value", Symbol("last_enqueued_sequence_number"): "client's"})
+    raw = (frames.section(frames.HEADER, [True, None, None, None, None]) + own
+           + frames.section(frames.DATA, b"body") + frames.section(frames.FOOTER, {Symbol("f"): 1}))
+    stored, split = message.annotate(raw, 5, 100, 1_700_000_000_000, None)
+    plain = decode_payload(memoryview(stored))
+    assert plain.delivery_annotations == {b"delann_key": b"delann_value", b"last_enqueued_sequence_number": b"client's"}
+    assert plain.data == [b"body"] and plain.footer == {b"f": 1}
+    extra = message.delivery_annotations(7, 300, 1_700_000_000_000, 1_700_000_000_001)
+    tracked = decode_payload(memoryview(message.delivered(stored, split, extra)))
+    assert tracked.delivery_annotations[b"delann_key"] == b"delann_value"
+    assert tracked.delivery_annotations[b"last_enqueued_sequence_number"] == 7
+    assert tracked.delivery_annotations[b"last_enqueued_offset"] == b"300"
+    assert tracked.message_annotations[b"x-opt-sequence-number"] == 5
+    assert tracked.header[0] is True and tracked.data == [b"body"] and tracked.footer == {b"f": 1}
 
 
 def test_split_transfer_reassembles():

@@ -7,6 +7,7 @@ import pytest
 from azure.eventhub import EventData
 from azure.eventhub._buffered_producer._partition_resolver import PartitionResolver
 from azure.eventhub.aio import EventHubProducerClient
+from azure.eventhub.amqp import AmqpAnnotatedMessage, AmqpMessageBodyType
 from azure.eventhub.exceptions import EventDataSendError, EventHubError
 
 from processor.hub.devhub import DevHub, HubSpec
@@ -224,3 +225,49 @@ async def test_unknown_hub_is_a_clear_error(devhub):
         with pytest.raises(EventHubError) as raised:
             await producer.get_eventhub_properties()
     assert "could not be found" in str(raised.value)
+
+
+async def test_amqp_annotated_messages_keep_every_section_the_client_sent(devhub):
+    # As the service does (the SDK's live test_send_amqp_annotated_message): delivery annotations too.
+    cs = devhub.connection_string("events")
+    data = AmqpAnnotatedMessage(
+        data_body=[b"aa", b"bb"], header={"priority": 7}, delivery_annotations={"delann_key": "delann_value"},
+        annotations={"ann_key": "ann_value"}, properties={"subject": "data", "message_id": "m-1"},
+        application_properties={"body_type": "data"}, footer={"footer_key": "footer_value"})
+    sequence = AmqpAnnotatedMessage(sequence_body=[b"message", 123.456, True],
+                                    application_properties={"body_type": "sequence"})
+    value = AmqpAnnotatedMessage(value_body={b"key": [-123, b"data", False]}, delivery_annotations={"v": 1},
+                                 application_properties={"body_type": "value"})
+    async with EventHubProducerClient.from_connection_string(cs) as producer:
+        await producer.send_event(data, partition_id="1")
+        batch = await producer.create_batch(partition_id="1")
+        for message in (data, sequence, value):
+            batch.add(message)
+        await producer.send_batch(batch)
+    plain = Collector(consumer(cs), partition_id="1", starting_position="-1").start()
+    tracking = Collector(consumer(cs, group="audit"), partition_id="1", starting_position="-1",
+                         track_last_enqueued_event_properties=True).start()
+    try:
+        await asyncio.gather(plain.wait_count(4), tracking.wait_count(4))
+    finally:
+        await close_all(plain, tracking)
+    for collector in (plain, tracking):
+        raws = [e.raw_amqp_message for _, e in collector.events]
+        kinds = [r.application_properties[b"body_type"] for r in raws]
+        assert kinds == [b"data", b"data", b"sequence", b"value"]
+        for raw in raws[:2]:
+            assert raw.body_type == AmqpMessageBodyType.DATA and list(raw.body) == [b"aa", b"bb"]
+            assert raw.delivery_annotations[b"delann_key"] == b"delann_value"
+            assert raw.annotations[b"ann_key"] == b"ann_value"
+            assert b"x-opt-sequence-number" in raw.annotations
+            assert raw.properties.subject == b"data" and raw.properties.message_id == b"m-1"
+            assert raw.header.priority == 7
+            assert raw.footer == {b"footer_key": b"footer_value"}
+        assert raws[2].body_type == AmqpMessageBodyType.SEQUENCE and list(raws[2].body) == [[b"message", 123.456, True]]
+        assert raws[3].body_type == AmqpMessageBodyType.VALUE and raws[3].body == {b"key": [-123, b"data", False]}
+        assert raws[3].delivery_annotations[b"v"] == 1
+    # Last-enqueued-event properties travel in delivery annotations too: merged with the client's, not instead.
+    tracked = [e.raw_amqp_message.delivery_annotations for _, e in tracking.events]
+    assert all(b"last_enqueued_sequence_number" in d for d in tracked)
+    assert tracked[0][b"delann_key"] == b"delann_value" and tracked[3][b"v"] == 1
+    assert tracking.contexts["1"].last_enqueued_event_properties["sequence_number"] == 3

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import frames as F
 from . import nodes
 from .codec import DecodeError, Described, UInt, described_list, error
-from .message import BATCH_FORMAT, delivery_annotations, message_partition_key, split_batch
+from .message import BATCH_FORMAT, delivered, delivery_annotations, message_partition_key, split_batch
 
 if TYPE_CHECKING:
     from .connection import Session
@@ -354,7 +354,7 @@ class ConsumerLink(Link):
         head = F.transfer_head
         for body, split in zip(bodies, splits):
             if annotations is not None:
-                body = body[:split] + annotations + body[split:]
+                body = delivered(body, split, annotations)
             if len(body) <= max_payload:
                 chunks.append(head(channel, handle, delivery_id, len(body)))
                 chunks.append(body)

@@ -1,8 +1,11 @@
 """Reading the messages producers send and writing the annotated form consumers receive.
 
 A message is kept as the client's own encoded sections. Only the message-annotations map is
-rebuilt (the hub stamps sequence number, offset and enqueued time into it); every other section
-is copied byte for byte, so application properties and bodies of any AMQP type survive intact.
+rebuilt (the hub stamps sequence number, offset and enqueued time into it) and the
+delivery-annotations map re-encoded; every other section is copied byte for byte, so application
+properties, footers and bodies of any AMQP type survive intact. Delivery annotations are kept as
+the service keeps them (the SDK's own live test reads them back); a consumer that tracks
+last-enqueued-event properties gets the hub's entries merged into them.
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ def _encode_map_entries(entries: list[tuple[Any, bytes]]) -> bytes:
 
 _STAMP_KEYS = (encode(Symbol(X_OPT_SEQUENCE_NUMBER)), encode(Symbol(X_OPT_OFFSET)), encode(Symbol(X_OPT_ENQUEUED_TIME)))
 _PKEY_SYMBOL = Symbol(X_OPT_PARTITION_KEY)
+_DA_HEAD = b"\x00\x53\x71"  # described (small ulong) delivery-annotations section
 
 
 def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueued_ms: int,
@@ -118,7 +122,7 @@ def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueue
     Returns (message bytes, split): `split` is where delivery annotations go when a consumer
     asked for last-enqueued-event properties (right after the header, as the spec orders them).
     """
-    header = b""
+    header = delivery = b""
     entries: list[tuple[Any, bytes]] = []
     rest = []
     for sec in sections(buf):
@@ -129,7 +133,9 @@ def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueue
             entries, _ = decode_map_raw(buf, sec.value_start)
             entries = [(k, raw) for k, raw in entries if k not in _STAMPED]
         elif code == F.DELIVERY_ANNOTATIONS:
-            continue  # hop-by-hop: meant for the hub, not for consumers
+            # Re-encoded under the short descriptor, so that delivered() finds them at `split`.
+            own, _ = decode_map_raw(buf, sec.value_start)
+            delivery = _DA_HEAD + _encode_map_entries(own) if own else b""
         else:
             rest.append(buf[sec.start:sec.end])
     if partition_key is not None and not any(k == X_OPT_PARTITION_KEY for k, _ in entries):
@@ -142,7 +148,22 @@ def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueue
         ma = b"\x00\x53\x72" + bytes((0xC1, len(body) + 1, count)) + body
     else:
         ma = b"\x00\x53\x72\xd1" + _SIZE_COUNT32.pack(len(body) + 4, count) + body
-    return header + ma + b"".join(rest), len(header)
+    return header + delivery + ma + b"".join(rest), len(header)
+
+
+def delivered(stored: bytes, split: int, annotations: bytes) -> bytes:
+    """A stored message with the hub's delivery-annotations section (`annotations`) at `split`.
+
+    The message's own delivery annotations, if any, are kept beside the hub's entries (the hub's win
+    on a shared key): one message carries at most one section of a kind.
+    """
+    if stored[split:split + 3] != _DA_HEAD:
+        return stored[:split] + annotations + stored[split:]
+    own, end = decode_map_raw(stored, split + 3)
+    hubs, _ = decode_map_raw(annotations, 3)
+    keys = {k for k, _ in hubs}
+    merged = [(k, raw) for k, raw in own if k not in keys] + hubs
+    return stored[:split] + _DA_HEAD + _encode_map_entries(merged) + stored[end:]
 
 
 # --------------------------------------------------------------------------- request / reply messages
@@ -191,5 +212,5 @@ def delivery_annotations(last_sequence: int, last_offset: int, last_time_ms: int
     })
 
 
-__all__ = ["BATCH_FORMAT", "Described", "Request", "annotate", "delivery_annotations", "message_partition_key",
-           "parse_request", "reply", "sections", "split_batch"]
+__all__ = ["BATCH_FORMAT", "Described", "Request", "annotate", "delivered", "delivery_annotations",
+           "message_partition_key", "parse_request", "reply", "sections", "split_batch"]
