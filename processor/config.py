@@ -51,6 +51,7 @@ class Settings:
     checkpoint_every_seconds: float = 5.0
     shutdown_timeout: float = 20.0
     http_address: str = "0.0.0.0:8080"
+    http_allowed_hosts: tuple[str, ...] = ()
     api_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
@@ -160,6 +161,21 @@ def _http_address(v: Any) -> str:
     return text
 
 
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-._")
+
+
+def _host_names(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = v.split(",")
+    if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) for s in v):
+        raise ValueError("expected a comma-separated list (or TOML array) of host names")
+    # Matched against the Host header without its port, so a scheme or a port here could never match.
+    names = tuple(s.strip().lower().rstrip(".") for s in v if s.strip())
+    if any(name != "*" and not (name and set(name) <= _HOST_CHARS) for name in names):
+        raise ValueError("expected host names without scheme or port (IP addresses are always allowed), or *")
+    return names
+
+
 def _log_level(v: Any) -> str:
     text = _text(v).upper()
     if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -192,6 +208,7 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "checkpoint_every_seconds": ("checkpoint", "every_seconds", "PROCESSOR_CHECKPOINT_EVERY_SECONDS", _positive_seconds),
     "shutdown_timeout": ("worker", "shutdown_timeout", "PROCESSOR_SHUTDOWN_TIMEOUT", _positive_seconds),
     "http_address": ("http", "address", "PROCESSOR_HTTP_ADDRESS", _http_address),
+    "http_allowed_hosts": ("http", "allowed_hosts", "PROCESSOR_HTTP_ALLOWED_HOSTS", _host_names),
     "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),
     "log_level": ("log", "level", "PROCESSOR_LOG_LEVEL", _log_level),
 }

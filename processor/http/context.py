@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 from aiohttp import web
 
 from processor.config import Settings
+from processor.http.hosts import HostRule
 from processor.stores.base import ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,11 @@ class Cached(Generic[T]):
 
 
 class Context:
-    def __init__(self, settings: Settings, store: ProjectionStore, worker: Any = None):
+    def __init__(self, settings: Settings, store: ProjectionStore, worker: Any, hosts: HostRule):
         self.settings = settings
         self.store = store
         self.worker = worker
+        self.hosts = hosts
         self.counts = Cached(COUNTS_TTL, store.counts)
         from processor.http.partitions import PartitionView
 

@@ -17,6 +17,9 @@ Endpoints (GET/HEAD only; any other method is 405):
     /api/summary        counters, stored counts (cached 2 s), reorder buffer, commits
     /                   the dashboard (static/), refreshing itself every 2 s from /api/
 
+Host: everything but the probes and /metrics answers only the host names of hosts.HostRule (IP addresses,
+localhost, this machine, PROCESSOR_HTTP_ALLOWED_HOSTS), else 421: a DNS-rebinding page names its own host.
+
 Token: when PROCESSOR_API_TOKEN (settings.api_token) is set, /api/* needs `Authorization: Bearer TOKEN`
 (else 401 with WWW-Authenticate). Probes, /metrics and the page itself stay open; the page asks for the token
 on a 401, or takes it from the address once: http://HOST:PORT/#token=TOKEN (a fragment never reaches the
@@ -35,6 +38,7 @@ from aiohttp import web
 from processor.config import Settings
 from processor.http import api, dashboard, metrics, probes
 from processor.http.context import CONTEXT, Context
+from processor.http.hosts import OPEN_PATHS, HostRule
 from processor.http.jsonresp import json_error
 from processor.stores.base import ProjectionStore
 
@@ -55,12 +59,17 @@ def _authorized(request: web.Request, token: str) -> bool:
 
 @web.middleware
 async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read-only (405 for anything but GET/HEAD), the bearer token on /api/, and JSON errors under /api/."""
+    """Our host names only (421; probes and /metrics answer any), read-only (405 for anything but GET/HEAD),
+    the bearer token on /api/, and JSON errors under /api/."""
     is_api = request.path == "/api" or request.path.startswith("/api/")
+    ctx = request.app[CONTEXT]
+    if request.path not in OPEN_PATHS and not ctx.hosts.allows(request.headers.get("Host")):
+        return json_error(421, "this server does not answer for that host name: add it to "
+                               "PROCESSOR_HTTP_ALLOWED_HOSTS (http.allowed_hosts)")
     if request.method not in READ_METHODS:
         return json_error(405, f"{request.method} not allowed: this server only reads",
                           headers={"Allow": ", ".join(READ_METHODS)})
-    token = request.app[CONTEXT].settings.api_token
+    token = ctx.settings.api_token
     if is_api and token and not _authorized(request, token):
         return json_error(401, "a bearer token is required (Authorization: Bearer TOKEN)",
                           headers={"WWW-Authenticate": 'Bearer realm="processor"'})
@@ -85,7 +94,8 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def build_app(settings: Settings, store: ProjectionStore, worker: Any = None) -> web.Application:
     app = web.Application(middlewares=[rules])
-    ctx = Context(settings, store, worker)
+    hosts = HostRule(settings.http_allowed_hosts, split_address(settings.http_address)[0])
+    ctx = Context(settings, store, worker, hosts)
     app[CONTEXT] = ctx
 
     async def close_context(_app: web.Application) -> None:

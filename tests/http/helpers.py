@@ -61,9 +61,10 @@ class Client:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, store: Any, worker: Any = None) -> AsyncIterator[Client]:
+async def serving(settings: Settings, store: Any, worker: Any = None, **http: Any) -> AsyncIterator[Client]:
+    """The HTTP server on a free loopback port; `http` goes to start_http (limits=...)."""
     settings = replace(settings, http_address="127.0.0.1:0")
-    handle = await start_http(settings, store, worker)
+    handle = await start_http(settings, store, worker, **http)
     assert handle.port > 0
     try:
         async with aiohttp.ClientSession() as session:

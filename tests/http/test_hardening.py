@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
-from processor.config import Settings
+import pytest
+
+from processor.config import ConfigError, Settings, load_settings
 from processor.ingest import ingest
 from processor.stores.sqlite import SqliteStore
 from tests.builders import STORAGE, body, blob_event, model_event
@@ -25,7 +28,7 @@ async def test_an_authorization_header_that_is_not_utf8_is_401(filled_store):
     async with serving(settings, filled_store) as client:
         host, port = client.url.split("//")[1].split(":")
         reader, writer = await asyncio.open_connection(host, int(port.rstrip("/")))
-        writer.write(b"GET /api/objects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xe4\xff\r\nConnection: close\r\n\r\n")
+        writer.write(b"GET /api/objects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xe4\xff\r\nConnection: close\r\n\r\n")
         await writer.drain()
         status_line = await reader.readline()
         writer.close()
@@ -59,3 +62,52 @@ async def test_one_object_is_found_by_exact_name_however_many_others_share_its_p
             assert status == 200 and data["object"] == name
     finally:
         await store.close()
+
+
+async def test_api_and_dashboard_answer_only_their_own_host_names_and_probes_answer_any(filled_store):
+    # A DNS-rebinding page reaches the server under the attacker's name: the Host header carries that name.
+    settings = replace(Settings(), http_allowed_hosts=("processor.example.com",))
+    async with serving(settings, filled_store) as client:
+        port = client.handle.port
+        for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example", "127.0.0.1.evil.example",
+                     f"processor.example.com.evil.example:{port}"):
+            for path in ("/api/objects", "/api/summary", "/api/nothing-here", "/", "/static/app.js"):
+                status, data, _ = await client.get(path, headers={"Host": host})
+                assert status == 421 and "PROCESSOR_HTTP_ALLOWED_HOSTS" in str(data), (host, path, status)
+            # Kubelet probes and Prometheus scrapes name the pod IP or anything: they stay open.
+            for path in ("/healthz", "/readyz", "/metrics"):
+                assert (await client.get(path, headers={"Host": host}))[0] == 200, (host, path)
+        for host in ("localhost", f"localhost:{port}", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"[::1]:{port}",
+                     "10.244.1.7:8080", "processor.example.com", f"Processor.Example.com.:{port}"):
+            for path in ("/api/objects", "/"):
+                assert (await client.get(path, headers={"Host": host}))[0] == 200, (host, path)
+
+
+async def test_a_star_in_the_allowed_hosts_answers_any_host_name(filled_store):
+    async with serving(replace(Settings(), http_allowed_hosts=("*",)), filled_store) as client:
+        assert (await client.get("/api/objects", headers={"Host": "anything.example"}))[0] == 200
+
+
+def test_allowed_hosts_are_read_as_lowercase_names_and_a_url_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no config/processor.toml here: the environment alone
+    env = {"PROCESSOR_HTTP_ALLOWED_HOSTS": " Processor.Example.com, processor.processor.svc ,"}
+    assert load_settings(env=env).http_allowed_hosts == ("processor.example.com", "processor.processor.svc")
+    for bad in ("http://processor.example.com", "processor.example.com:8080", "a b"):
+        with pytest.raises(ConfigError, match="^PROCESSOR_HTTP_ALLOWED_HOSTS: "):
+            load_settings(env={"PROCESSOR_HTTP_ALLOWED_HOSTS": bad})
+
+
+def test_the_shipped_aks_config_allows_the_services_in_cluster_names(tmp_path, monkeypatch):
+    import yaml
+
+    from processor.http.hosts import HostRule
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    service = yaml.safe_load((deploy / "service.yaml").read_text())["metadata"]
+    data = yaml.safe_load((deploy / "configmap.yaml").read_text())["data"]
+    monkeypatch.chdir(tmp_path)  # the ConfigMap alone, no config/processor.toml
+    settings = load_settings(env=data)
+    rule = HostRule(settings.http_allowed_hosts, "0.0.0.0")
+    name, namespace = service["name"], service["namespace"]
+    for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"):
+        assert rule.allows(f"{host}:8080"), host
