@@ -153,8 +153,9 @@ async def summary(request: web.Request) -> web.Response:
         body.update(objects=counts["objects"], dead_letters=counts["dead_letters"])
         body["store"]["up"] = True
     except Exception as exc:  # the page still shows the worker's own figures when the store is down
+        ctx.store_health.failed(request.path, exc)  # its text can name a file or a database: logged only
         body.update(objects=None, dead_letters=None)
-        body["store"].update(up=False, error=str(exc) or type(exc).__name__)
+        body["store"]["up"] = False
     worker = ctx.worker
     if worker is None:
         body["worker"] = None

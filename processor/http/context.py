@@ -44,12 +44,32 @@ class Cached(Generic[T]):
         return self._at is not None and time.monotonic() - self._at < self.ttl
 
 
+class StoreHealth:
+    """The store's failures as the HTTP side meets them, logged when they start or change and when they end:
+    probes and page refreshes ask every few seconds. The text (a path, a host) goes to the log, never out."""
+
+    def __init__(self) -> None:
+        self.failing: str | None = None
+
+    def failed(self, where: str, exc: BaseException) -> None:
+        text = str(exc) or type(exc).__name__
+        if text != self.failing:
+            log.warning("store failed answering %s: %s", where, text)
+            self.failing = text
+
+    def answered(self) -> None:
+        if self.failing is not None:
+            log.info("store answers again")
+            self.failing = None
+
+
 class Context:
     def __init__(self, settings: Settings, store: ProjectionStore, worker: Any, hosts: HostRule):
         self.settings = settings
         self.store = store
         self.worker = worker
         self.hosts = hosts
+        self.store_health = StoreHealth()
         self.counts = Cached(COUNTS_TTL, store.counts)
         from processor.http.partitions import PartitionView
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from aiohttp import web
 
 from processor.http.consumer import consumer_alive
 from processor.http.context import context
 from processor.http.jsonresp import json_response
+from processor.stores.base import ProjectionStore
 
-PING_TIMEOUT = 2.0
-
-log = logging.getLogger(__name__)
+STORE_TIMEOUT = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -28,15 +26,22 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"ready": True})
 
 
+async def store_answers(store: ProjectionStore) -> None:
+    """The API's own cheap queries, on both tables: `SELECT 1` answers even when a table is missing."""
+    await store.recent(1)
+    await store.dead_letters(limit=1, newest_first=True)
+
+
 async def not_ready_reason(request: web.Request) -> str | None:
     ctx = context(request)
     try:
-        await asyncio.wait_for(ctx.store.ping(), PING_TIMEOUT)
+        await asyncio.wait_for(store_answers(ctx.store), STORE_TIMEOUT)
     except asyncio.TimeoutError:
-        return f"store: no answer to ping within {PING_TIMEOUT:.0f}s"
+        return f"store: no answer within {STORE_TIMEOUT:.0f}s"
     except Exception as exc:  # any failure to answer means not ready; the detail (a path, a DSN) is logged only
-        log.debug("readiness: store ping failed: %r", exc)
+        ctx.store_health.failed("readiness", exc)
         return "store: unavailable"
+    ctx.store_health.answered()
     worker = ctx.worker
     if worker is None:
         return None

@@ -6,7 +6,8 @@
 
 Endpoints (GET/HEAD only; any other method is 405):
     /healthz            liveness: 200 while the event loop answers
-    /readyz             200 when the store answers ping() and, with a worker, its apply loop and consumer run;
+    /readyz             200 when the store answers the API's queries on both tables (probes.store_answers) and,
+                        with a worker, its apply loop and consumer run;
                         503 {"ready": false, "reason": ...} otherwise
     /metrics            Prometheus text format (processor_* families; see metrics.py)
     /api/objects        ?source= &prefix= &type= &state.FIELD=VALUE &limit= (100, max 1000) &next=CURSOR
@@ -83,7 +84,7 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except RuntimeError as exc:
         # StoreError is a RuntimeError. Its text can name a file or a database: logged, not answered.
-        log.warning("store failed answering %s: %s", request.path, exc)
+        ctx.store_health.failed(request.path, exc)
         return json_error(503, "store unavailable")
     except Exception:
         if not is_api:

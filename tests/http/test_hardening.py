@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from processor.config import ConfigError, Settings, load_settings
 from processor.ingest import ingest
 from processor.stores.sqlite import SqliteStore
 from tests.builders import STORAGE, body, blob_event, model_event
-from tests.http.helpers import serving
+from tests.http.helpers import serving, until
 
 
 async def test_odd_numbers_and_field_names_are_400_not_500(filled_store):
@@ -111,3 +112,31 @@ def test_the_shipped_aks_config_allows_the_services_in_cluster_names(tmp_path, m
     name, namespace = service["name"], service["namespace"]
     for host in (name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"):
         assert rule.allows(f"{host}:8080"), host
+
+
+async def test_a_store_missing_a_table_is_not_ready_and_its_error_text_stays_in_the_log(tmp_path, caplog):
+    store = SqliteStore(f"sqlite:///{tmp_path}/p.sqlite")
+    await store.open()
+    try:
+        await ingest([("m", body(model_event("x", 1)))], Settings(), store)
+        async with serving(Settings(), store) as client:
+            assert await client.json("/readyz") == {"ready": True}
+            assert (await client.json("/api/summary"))["store"]["up"] is True
+            with sqlite3.connect(tmp_path / "p.sqlite") as db:
+                db.execute("DROP TABLE projection")
+
+            status, data, _ = await client.get("/readyz")
+            assert status == 503 and data == {"ready": False, "reason": "store: unavailable"}
+
+            async def summary_sees_it():
+                return (await client.json("/api/summary"))["store"]["up"] is False
+
+            await until(summary_sees_it, timeout=10, what="/api/summary once the cached counts expire")
+            answers = [await client.get(path) for path in ("/api/summary", "/api/recent", "/api/objects", "/readyz")]
+            assert answers[0][1]["objects"] is None and answers[0][1]["store"] == {"url_scheme": "sqlite", "up": False}
+            assert [status for status, _, _ in answers[1:]] == [503, 503, 503]
+            for _, data, _ in answers:
+                assert "no such table" not in str(data) and "p.sqlite" not in str(data), data
+        assert "no such table" in caplog.text  # the operator still learns why
+    finally:
+        await store.close()
