@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
+# Only light imports here: `main` installs the signal handlers first, and everything heavier comes after.
 import argparse
-import asyncio
 import logging
 import os
 import sys
-from typing import Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
-import orjson
+from processor.worker import signals
 
-from processor.config import ConfigError, Settings, load_settings
-from processor.stores.base import StoreError, open_store
+if TYPE_CHECKING:
+    from processor.config import Settings
 
 log = logging.getLogger("processor")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from processor.config import load_settings
+
     return load_settings(path=args.config, store_url=getattr(args, "store", None))
 
 
+def _run(work: Coroutine[Any, Any, int]) -> int:
+    import asyncio
+
+    return asyncio.run(work)
+
+
 def _out(data: Any) -> None:
+    import orjson
+
     sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
 
 
 async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from processor.stores.base import open_store
+
     store = open_store(settings.store_url)
     await store.open()
     try:
@@ -50,17 +62,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print("  ".join(f"{k.replace('_', '-')} {v}" for k, v in summary.items()))
         return 0
 
-    return asyncio.run(_with_store(settings, work))
+    return _run(_with_store(settings, work))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     async def work(store: Any) -> int:
+        import orjson
+
         write = sys.stdout.buffer.write
         async for row in store.export():
             write(orjson.dumps(row.to_json()) + b"\n")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), work))
+    return _run(_with_store(_settings(args), work))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -72,10 +86,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""), file=sys.stderr)
             return 1
         for row in rows:
+            import orjson
+
             sys.stdout.buffer.write(orjson.dumps(row.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), work))
+    return _run(_with_store(_settings(args), work))
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:
@@ -84,7 +100,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
             _out(letter)
         return 0
 
-    return asyncio.run(_with_store(_settings(args), work))
+    return _run(_with_store(_settings(args), work))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,8 +158,16 @@ def _extensions() -> list[Callable[[Any], None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
+    # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
+    signals.install()
+    from processor.config import ConfigError
+    from processor.stores.base import StoreError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not getattr(args, "stops_gracefully", False):
+        signals.uninstall()
     logging.basicConfig(level=os.environ.get("PROCESSOR_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # The SDK logs every link attach and load-balancing round at INFO; ours say what matters.

@@ -16,13 +16,13 @@ log = logging.getLogger("processor")
 def cmd_serve(args: argparse.Namespace) -> int:
     from processor.http.server import start_http
     from processor.stores.base import open_store
-    from processor.worker.app import install_signal_handlers
+    from processor.worker import signals
 
     settings = load_settings(path=args.config, store_url=args.store, http_address=args.address)
 
     async def main() -> int:
         stop = asyncio.Event()
-        install_signal_handlers(stop)
+        signals.attach(stop)
         store = open_store(settings.store_url)
         await store.open()
         try:
@@ -44,4 +44,4 @@ def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the HTTP API and dashboard over an existing store (no consuming)")
     p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
     p.add_argument("--address", metavar="HOST:PORT", help="listen address (overrides PROCESSOR_HTTP_ADDRESS)")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, stops_gracefully=True)  # SIGTERM handled from the start

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import struct
 import sys
 import time
@@ -157,8 +156,3 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
             await store.close()
     return worker
 
-
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from processor.config import ConfigError, Settings, load_settings
+from processor.worker import signals
 
 log = logging.getLogger("processor")
 
@@ -21,7 +22,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from processor.worker.app import WorkerOptions, install_signal_handlers, run_worker
+    from processor.worker.app import WorkerOptions, run_worker
 
     settings = _settings(args)
     if not settings.allowed_sources:
@@ -29,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         stop = asyncio.Event()
-        install_signal_handlers(stop)
+        signals.attach(stop)
         servers: list[Any] = []
         options = WorkerOptions(on_started=_http_starter(settings, args, servers))
         try:
@@ -58,7 +59,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from processor.stores.base import open_store
-    from processor.worker.app import WorkerOptions, install_signal_handlers, run_worker
+    from processor.worker.app import WorkerOptions, run_worker
     from processor.hub.clients import consumer_client
 
     position = args.from_
@@ -84,7 +85,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         targets[pid] = p["last_enqueued_sequence_number"]
             total = sum(targets.values()) + len(targets)
             stop = asyncio.Event()
-            install_signal_handlers(stop)
+            signals.attach(stop)
 
             async def watch(worker: Any) -> None:
                 async def loop() -> None:
@@ -141,9 +142,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         stop = asyncio.Event()
-        from processor.worker.app import install_signal_handlers
-
-        install_signal_handlers(stop)
+        signals.attach(stop)
         messages = deliver(lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
                            seed=args.seed + 1, duplicate_rate=args.duplicates, late_rate=args.late)
         started = time.monotonic()
@@ -199,7 +198,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="the long-lived worker: consume the hub, keep the projection, serve HTTP")
     p.add_argument("--no-http", action="store_true", help="do not start the HTTP server")
     store_option(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, stops_gracefully=True)
 
     p = sub.add_parser("replay", help="rebuild a projection from the hub into a fresh store (live checkpoints untouched)")
     p.add_argument("--from", dest="from_", default="earliest", metavar="earliest|TIME",
@@ -208,7 +207,7 @@ def register(sub: Any) -> None:
                    help="a consumer group of its own, so live workers are not disturbed (default: replay)")
     p.add_argument("--force", action="store_true", help="replay into a store that already holds objects")
     store_option(p)
-    p.set_defaults(func=cmd_replay)
+    p.set_defaults(func=cmd_replay, stops_gracefully=True)
 
     p = sub.add_parser("simulate", help="publish realistic Event Grid traffic to the hub")
     p.add_argument("--events", type=int, default=10_000)
@@ -233,4 +232,4 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=400.0, help="simulated messages per second")
     p.add_argument("--data-dir", default="data/demo", help="where the demo keeps its SQLite files")
     p.add_argument("--http", default="127.0.0.1:8080", help="address of the HTTP API and dashboard")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, stops_gracefully=True)

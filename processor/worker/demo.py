@@ -15,7 +15,8 @@ from processor.config import load_settings
 from processor.hub.clients import producer_client
 from processor.hub.devhub import DevHub, HubSpec
 from processor.sim.traffic import deliver, lifecycle
-from processor.worker.app import WorkerOptions, install_signal_handlers, run_worker
+from processor.worker import signals
+from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
 
 
@@ -25,7 +26,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     for old in folder.glob("*.sqlite*"):
         old.unlink()  # a demo starts from nothing; the hub is new each time too
     stop = asyncio.Event()
-    install_signal_handlers(stop)
+    signals.attach(stop)
     async with DevHub([HubSpec(name="events", partitions=4, consumer_groups=("$Default", "replay"))]) as hub:
         settings = replace(
             load_settings(path=getattr(args, "config", None)),

@@ -16,6 +16,7 @@ from processor.hub.clients import producer_client
 from processor.sim.traffic import deliver, lifecycle
 from processor.worker.simulate import publish
 from tests.worker.helpers import PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, winners, worker_settings
+from tests.worker.processes import catches
 
 KILLS = 5
 
@@ -105,6 +106,9 @@ async def test_sigkill_at_random_moments_loses_nothing_and_never_moves_an_object
             await until(lambda: checkpoints_at_end(watcher, settings, devhub, 4), 120,
                         "both workers to checkpoint the end of every partition")
         for w in workers:
+            # A worker restarted just now may still be inside the interpreter's start-up, where no program can
+            # catch a signal yet (the kernel's default action would end it, 143): wait for that instant to pass.
+            await until(lambda: catches(w.pid) or w.returncode is not None, 30, "the worker to catch SIGTERM", every=0.01)
             w.send_signal(signal.SIGTERM)
         codes = [await asyncio.wait_for(w.wait(), 30) for w in workers]
         assert codes == [0, 0], (tmp_path / "workers.log").read_text(errors="replace")[-3000:]
