@@ -30,6 +30,7 @@ class Settings:
     # Settings that may hold credentials are kept out of repr(), so a logged Settings shows none.
     store_url: str = field(default="sqlite:///data/projection.sqlite", repr=False)
     allowed_sources: tuple[str, ...] = ()
+    sources_configured: bool = False  # allowed_sources was set, to an empty list on purpose or not
     max_body_bytes: int = 1024 * 1024
     max_depth: int = 32
     reorder_window: float = 2.0
@@ -48,7 +49,7 @@ class Settings:
     checkpoint_account_url: str | None = None
     checkpoint_container: str = "checkpoints"
     checkpoint_every_events: int = 1000
-    checkpoint_every_seconds: float = 5.0
+    checkpoint_every_seconds: float = 1.0
     shutdown_timeout: float = 20.0
     http_address: str = "0.0.0.0:8080"
     http_allowed_hosts: tuple[str, ...] = ()
@@ -222,10 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
     """Read the settings. `overrides` (from command-line flags) win over everything, None ones are ignored."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    explicit = path or env.get("PROCESSOR_CONFIG")
-    file = Path(explicit) if explicit else DEFAULT_FILE
-    if explicit and not file.is_file():
-        raise ConfigError(f"PROCESSOR_CONFIG: no such file {str(file)!r}")
+    file = _config_file(env, path)
     if file.is_file():
         values.update(_from_file(file))
     for attr, (_section, _key, var, parse) in _FIELDS.items():
@@ -235,6 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
         if value is not None:
             values[attr] = _parse(f"--{attr.replace('_', '-')}", _FIELDS[attr][3], value, attr in _SECRET)
     _warn_near_misses(env)
+    values["sources_configured"] = "allowed_sources" in values
     settings = replace(Settings(), **values)
     build_catalog(settings.catalog_types, origin=str(file))
     if settings.eventhub_connection_string and settings.eventhub_namespace:
@@ -243,6 +242,46 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
             "or PROCESSOR_EVENTHUB_CONNECTION_STRING, not both"
         )
     return settings
+
+
+def _config_file(env: Mapping[str, str], path: str | Path | None) -> Path:
+    explicit = path or env.get("PROCESSOR_CONFIG")
+    file = Path(explicit) if explicit else DEFAULT_FILE
+    if explicit and not file.is_file():
+        raise ConfigError(f"PROCESSOR_CONFIG: no such file {str(file)!r}")
+    return file
+
+
+def load_log_level(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> str:
+    """The log level alone (file, then variable), for the command line to set logging up before a command
+    reads the other settings: their warnings and errors go through the log."""
+    env = os.environ if env is None else env
+    level = Settings.log_level
+    file = _config_file(env, path)
+    if file.is_file():
+        try:
+            section = tomllib.loads(file.read_text("utf-8")).get("log", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read: {exc}") from None
+        if isinstance(section, dict) and "level" in section:
+            level = _parse(f"{file} [log] level", _log_level, section["level"])
+    if "PROCESSOR_LOG_LEVEL" in env:
+        level = _parse("PROCESSOR_LOG_LEVEL", _log_level, env["PROCESSOR_LOG_LEVEL"])
+    return level
+
+
+_warned_any_source = False
+
+
+def warn_if_any_source(settings: Settings) -> None:
+    """Say, once per process, that events of every source are accepted, unless someone chose that (an empty list
+    set in the file or the variable)."""
+    global _warned_any_source
+    if settings.allowed_sources or settings.sources_configured or _warned_any_source:
+        return
+    _warned_any_source = True
+    log.warning("no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source; "
+                "set it to an empty list to accept them all without this warning")
 
 
 def _warn_near_misses(env: Mapping[str, str]) -> None:

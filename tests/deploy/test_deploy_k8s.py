@@ -343,6 +343,16 @@ def test_scaledobject_targets_the_deployment(resources):
     assert "replicas" not in dep["spec"], "KEDA owns the replica count; drop spec.replicas"
 
 
+def test_lag_threshold_is_derived_from_the_window_and_checkpoint_interval_the_pods_run_with(resources):
+    from processor.config import load_settings
+    from processor.worker.status import DESIGN_RATE_PER_REPLICA, keda_threshold
+
+    # The settings a pod runs with: code defaults overridden by the ConfigMap's variables.
+    settings = load_settings(env={k: v for k, v in _config(resources).items() if k.startswith("PROCESSOR_")}, path=None)
+    expected = keda_threshold(DESIGN_RATE_PER_REPLICA, settings)
+    assert int(_trigger_meta(resources)["unprocessedEventThreshold"]) == expected
+
+
 def test_max_replicas_equals_partition_count(resources, hub_entity):
     so = find_one(resources, "ScaledObject")["spec"]
     partitions = int(hub_entity["PartitionCount"])
