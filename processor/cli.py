@@ -5,7 +5,6 @@ from __future__ import annotations
 # Only light imports here: `main` installs the signal handlers first, and everything heavier comes after.
 import argparse
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
@@ -49,9 +48,10 @@ async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, A
 def cmd_ingest(args: argparse.Namespace) -> int:
     from processor.ingest import ingest, read_lines
 
+    from processor.config import warn_if_any_source
+
     settings = _settings(args)
-    if not settings.allowed_sources:
-        log.warning("no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source")
+    warn_if_any_source(settings)
 
     async def work(store: Any) -> int:
         tally = await ingest(read_lines(args.paths), settings, store)
@@ -161,18 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
     # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
     signals.install()
-    from processor.config import ConfigError
+    from processor.config import ConfigError, load_log_level
     from processor.stores.base import StoreError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "stops_gracefully", False):
         signals.uninstall()
-    logging.basicConfig(level=os.environ.get("PROCESSOR_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # The SDK logs every link attach and load-balancing round at INFO; ours say what matters.
-    logging.getLogger("azure").setLevel(logging.WARNING)
     try:
+        logging.basicConfig(level=load_log_level(path=args.config),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        # The SDK logs every link attach and load-balancing round at INFO; ours say what matters.
+        logging.getLogger("azure").setLevel(logging.WARNING)
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # `processor export | head`: the reader has what it wanted.

@@ -122,3 +122,42 @@ def test_simulate_writes_a_sample_file_that_ingest_projects(workdir):
     assert len(lines) >= 400 and all(orjson.loads(line)[0]["id"] for line in lines)
     summary = orjson.loads(run("ingest", "sample.jsonl", "--json", cwd=workdir).stdout)
     assert summary["read"] == len(lines) and summary["applied"] > 0 and summary["dead_lettered"] == 0
+
+
+def config_file(workdir: Path, text: str) -> None:
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "processor.toml").write_text(text)
+
+
+def test_the_log_level_of_the_config_file_applies_and_the_variable_wins_over_it(workdir):
+    config_file(workdir, '[log]\nlevel = "ERROR"\n')
+    quiet = run("ingest", str(POISON), cwd=workdir)
+    assert quiet.returncode == 0 and b"WARNING" not in quiet.stderr, quiet.stderr
+    loud = run("ingest", str(POISON), env={"PROCESSOR_LOG_LEVEL": "warning"}, cwd=workdir)
+    assert loud.returncode == 0 and b"no allowed sources" in loud.stderr
+
+
+@pytest.mark.parametrize("env, file, named", [
+    ({"PROCESSOR_LOG_LEVEL": "chatty"}, None, "PROCESSOR_LOG_LEVEL"),
+    ({}, '[log]\nlevel = "loud"\n', "[log] level"),
+])
+def test_a_bad_log_level_stops_with_exit_2_and_one_line_naming_it(workdir, env, file, named):
+    if file:
+        config_file(workdir, file)
+    for command in (["export"], ["devhub-admin", "status"]):
+        done = run(*command, env=env, cwd=workdir)
+        assert done.returncode == 2, done.stderr
+        assert named in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize("env, file, warnings", [
+    ({}, None, 1),
+    ({"PROCESSOR_ALLOWED_SOURCES": ""}, None, 0),
+    ({}, "[sources]\nallowed = []\n", 0),
+])
+def test_the_any_source_warning_comes_once_and_only_when_no_list_was_configured(workdir, env, file, warnings):
+    if file:
+        config_file(workdir, file)
+    done = run("ingest", str(POISON), str(POISON), env=env, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().count("no allowed sources") == warnings, done.stderr

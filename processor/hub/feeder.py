@@ -40,9 +40,8 @@ def settings_to_env(settings: Settings, consumer_group: str) -> str:
 
 def settings_from_env(text: str) -> tuple[Settings, str]:
     doc = msgspec.json.decode(text)
-    fields = doc["settings"]
-    fields["allowed_sources"] = tuple(fields["allowed_sources"])
-    fields["catalog_types"] = tuple(fields["catalog_types"])
+    # JSON has no tuples: every list-valued setting goes back to the tuple Settings holds.
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()}
     return Settings(**fields), doc["consumer_group"]
 
 
@@ -140,10 +139,11 @@ def main() -> int:
     # The parent decides when to stop; a Ctrl-C in the terminal reaches it, and it tells us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=os.environ.get("PROCESSOR_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("azure").setLevel(logging.WARNING)
     settings, group = settings_from_env(os.environ[ENV])
+    # The level the worker resolved (file or variable), not the variable alone.
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("azure").setLevel(logging.WARNING)
     return asyncio.run(feed(settings, group))
 
 

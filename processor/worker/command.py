@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from processor.config import ConfigError, Settings, load_settings
+from processor.config import ConfigError, Settings, load_settings, warn_if_any_source
 from processor.worker import signals
 
 log = logging.getLogger("processor")
@@ -25,8 +25,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from processor.worker.app import WorkerOptions, run_worker
 
     settings = _settings(args)
-    if not settings.allowed_sources:
-        log.warning("no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source")
+    warn_if_any_source(settings)
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -66,6 +65,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # In-memory checkpoints: a replay reads everything once and must leave the live ones alone.
     settings = replace(_settings(args, starting_position=position), checkpoint_url="memory",
                        checkpoint_connection_string=None, checkpoint_account_url=None)
+    warn_if_any_source(settings)
 
     async def main() -> int:
         store = open_store(settings.store_url)
