@@ -21,6 +21,9 @@ Endpoints (GET/HEAD only; any other method is 405):
 Host: everything but the probes and /metrics answers only the host names of hosts.HostRule (IP addresses,
 localhost, this machine, PROCESSOR_HTTP_ALLOWED_HOSTS), else 421: a DNS-rebinding page names its own host.
 
+Connections (protocol.Limits): a request head must arrive within 10 s, an idle connection closes after 75 s,
+and at 100 open connections the oldest is cut to admit a new one.
+
 Token: when PROCESSOR_API_TOKEN (settings.api_token) is set, /api/* needs `Authorization: Bearer TOKEN`
 (else 401 with WWW-Authenticate). Probes, /metrics and the page itself stay open; the page asks for the token
 on a 401, or takes it from the address once: http://HOST:PORT/#token=TOKEN (a fragment never reaches the
@@ -41,6 +44,7 @@ from processor.http import api, dashboard, metrics, probes
 from processor.http.context import CONTEXT, Context
 from processor.http.hosts import OPEN_PATHS, HostRule
 from processor.http.jsonresp import json_error
+from processor.http.protocol import LimitedSite, Limits
 from processor.stores.base import ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -123,11 +127,16 @@ class HttpHandle:
     runner: web.AppRunner
     host: str
     port: int
+    site: LimitedSite
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.site.gate.open) if self.site.gate else 0
 
     async def close(self) -> None:
         await self.runner.cleanup()
@@ -138,20 +147,21 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def start_http(settings: Settings, store: ProjectionStore, worker: Any = None) -> HttpHandle:
+async def start_http(settings: Settings, store: ProjectionStore, worker: Any = None, *,
+                     limits: Limits = Limits()) -> HttpHandle:
     """Serve on settings.http_address (port 0 picks a free port: see handle.port) until handle.close()."""
     host, port = split_address(settings.http_address)
     runner = web.AppRunner(build_app(settings, store, worker), access_log=None, handle_signals=False,
-                           shutdown_timeout=2.0)
+                           shutdown_timeout=2.0, **limits.runner_options())
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = LimitedSite(runner, host, port, limits)
     try:
         await site.start()
     except BaseException:
         await runner.cleanup()
         raise
     bound = runner.addresses[0][1] if runner.addresses else port
-    handle = HttpHandle(runner, host, bound)
+    handle = HttpHandle(runner, host, bound, site)
     if not settings.api_token and host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("the API serves the projection and dead-letter bodies to anyone who reaches %s: set "
                     "PROCESSOR_API_TOKEN (probes and /metrics stay open)", handle.url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -140,3 +141,28 @@ async def test_a_store_missing_a_table_is_not_ready_and_its_error_text_stays_in_
         assert "no such table" in caplog.text  # the operator still learns why
     finally:
         await store.close()
+
+
+async def status_of(client, request: bytes) -> bytes:
+    """The status code a raw request gets."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.handle.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return (await asyncio.wait_for(reader.readline(), 30)).split()[1]
+    finally:
+        writer.close()
+
+
+async def test_an_over_long_request_line_is_a_400_and_one_warning_line_not_an_error_traceback(filled_store, caplog):
+    caplog.set_level(logging.INFO)
+    async with serving(Settings(), filled_store) as client:
+        for _ in range(3):
+            request = b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            assert await status_of(client, request) == b"400"
+        assert await status_of(client, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n") == b"200"
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelname for r in loud] == ["WARNING"] * 3, [(r.levelname, r.getMessage()[:200]) for r in loud]
+    for record in loud:
+        text = record.getMessage()
+        assert record.exc_info is None and "\n" not in text and len(text) < 400 and "127.0.0.1" in text, text
