@@ -51,7 +51,7 @@ async def normal_client_answered(port: int) -> bool:
 
 
 async def test_a_dribbled_or_missing_request_head_is_closed_while_normal_clients_are_answered(filled_store):
-    limits = Limits(head_timeout=0.5, idle_timeout=60, max_connections=50)
+    limits = Limits(head_timeout=1.0, idle_timeout=60, max_connections=50)
     async with serving(Settings(), filled_store, limits=limits) as client:
         port = client.handle.port
         slow = [await connect(port) for _ in range(6)]
@@ -79,7 +79,7 @@ async def test_a_dribbled_or_missing_request_head_is_closed_while_normal_clients
 
 
 async def test_an_idle_keep_alive_connection_is_closed_by_the_server(filled_store):
-    async with serving(Settings(), filled_store, limits=Limits(head_timeout=60, idle_timeout=0.5)) as client:
+    async with serving(Settings(), filled_store, limits=Limits(head_timeout=60, idle_timeout=2.0)) as client:
         stream = await connect(client.handle.port)
         try:
             assert await answer(stream) == 200
