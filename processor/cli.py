@@ -78,7 +78,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """The object's rows, one JSON line per source that has it."""
     from processor.stores.base import Query
+
+    settings = _settings(args)
+    catalog = settings.catalog()
 
     async def work(store: Any) -> int:
         rows = await store.query(Query(source=args.source, object=args.object, limit=1000))
@@ -86,18 +90,49 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""), file=sys.stderr)
             return 1
         for row in rows:
-            import orjson
-
-            sys.stdout.buffer.write(orjson.dumps(row.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+            shown = row.to_json()
+            entry = catalog.entry(row.event_type)
+            if entry is not None:
+                shown["sequencer"] = shown_sequencer(row.sequencer, entry.order)
+            _out(shown)
         return 0
 
-    return _run(_with_store(_settings(args), work))
+    return _run(_with_store(settings, work))
+
+
+def shown_sequencer(key: str, order: Callable[[object], str]) -> str:
+    """The sequencer as the event gave it, from the sort key the store keeps. Only version keys differ
+    ("1" + two digits of length + the integer + "." + the fraction, or "2" + text): version 4 is stored as
+    "1014.", shown as "4" (2.50 as "2.5"). A key that does not read back to itself is shown as it is."""
+    from processor.events.sequencer import version_key
+
+    if order is not version_key or not key:
+        return key  # times (the instant, normalised) and strings are their own display
+    if key[0] == "1" and key[1:3].isdigit():
+        whole, _, fraction = key[3:].partition(".")
+        shown = whole + ("." + fraction if fraction else "")
+    elif key[0] == "2":
+        shown = key[1:]
+    else:
+        return key
+    return shown if version_key(shown) == key else key
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:
+    """Oldest first, `--limit` at a time; when more follow, says how to get the next page."""
+    if args.limit < 1:
+        from processor.config import ConfigError
+
+        raise ConfigError(f"--limit: expected a whole number >= 1, got {args.limit}")
+
     async def work(store: Any) -> int:
-        for letter in await store.dead_letters(limit=args.limit, after_id=args.after):
+        letters = await store.dead_letters(limit=args.limit + 1, after_id=args.after)
+        for letter in letters[:args.limit]:
             _out(letter)
+        if len(letters) > args.limit:
+            sys.stdout.flush()
+            print(f"processor: {args.limit} dead letters shown and more follow: the next page is "
+                  f"`processor deadletters --after {letters[args.limit - 1]['id']}`", file=sys.stderr)
         return 0
 
     return _run(_with_store(_settings(args), work))
@@ -133,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("deadletters", help="the dead letters as JSON Lines")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000); when more follow, "
+                                                           "the command says so and names the next --after")
     p.add_argument("--after", type=int, default=None, help="only those with an id above this")
     store_option(p)
     p.set_defaults(func=cmd_deadletters)

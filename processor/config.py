@@ -215,6 +215,10 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
 }
 
 
+# The command-line flags that override a setting, as the commands spell them (an error names what was typed).
+_FLAGS = {"store_url": "--store", "http_address": "--address", "starting_position": "--from"}
+
+
 def env_names() -> list[str]:
     return sorted(["PROCESSOR_CONFIG"] + [spec[2] for spec in _FIELDS.values()])
 
@@ -231,7 +235,8 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
             values[attr] = _parse(var, parse, env[var], attr in _SECRET)
     for attr, value in overrides.items():
         if value is not None:
-            values[attr] = _parse(f"--{attr.replace('_', '-')}", _FIELDS[attr][3], value, attr in _SECRET)
+            flag = _FLAGS.get(attr, f"--{attr.replace('_', '-')}")
+            values[attr] = _parse(flag, _FIELDS[attr][3], value, attr in _SECRET)
     _warn_near_misses(env)
     values["sources_configured"] = "allowed_sources" in values
     settings = replace(Settings(), **values)

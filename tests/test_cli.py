@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from processor.sim.traffic import deliver, lifecycle
-from tests.builders import body, model_event, run_event
+from tests.builders import WS, blob_event, body, model_event, run_event
 
 POISON = Path(__file__).parent / "data" / "poison.jsonl"
 PROCESSOR = Path(sys.executable).with_name("processor")
@@ -161,3 +161,48 @@ def test_the_any_source_warning_comes_once_and_only_when_no_list_was_configured(
     done = run("ingest", str(POISON), str(POISON), env=env, cwd=workdir)
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode().count("no allowed sources") == warnings, done.stderr
+
+
+def test_show_prints_each_match_as_a_json_line_with_the_sequencer_the_event_carried(workdir):
+    other = WS.replace("WS1", "WS2")
+    lines = [body(model_event("m", 4)), body(model_event("m", "2.50", topic=other)),
+             body(blob_event("b.txt", "0000000000000000000000000000A1B2"))]
+    assert run("ingest", "-", stdin=b"\n".join(lines) + b"\n", cwd=workdir).returncode == 0
+    shown = run("show", "models/m", cwd=workdir)
+    assert shown.returncode == 0, shown.stderr
+    rows = [orjson.loads(line) for line in shown.stdout.splitlines()]
+    assert sorted(r["sequencer"] for r in rows) == ["2.5", "4"]  # not the sort keys "1014." and "1012.5"
+    blob = orjson.loads(run("show", "/blobServices/default/containers/c/blobs/b.txt", cwd=workdir).stdout)
+    assert blob["sequencer"] == "0000000000000000000000000000A1B2"
+
+
+def test_deadletters_says_when_more_follow_and_pages_with_after(workdir):
+    bad = workdir / "bad.jsonl"
+    bad.write_bytes(b"".join(b"not json %d\n" % i for i in range(7)))
+    assert run("ingest", str(bad), cwd=workdir).returncode == 0
+    first = run("deadletters", "--limit", "3", cwd=workdir)
+    assert first.returncode == 0
+    page = [orjson.loads(line) for line in first.stdout.splitlines()]
+    assert len(page) == 3
+    assert f"--after {page[-1]['id']}" in first.stderr.decode(), first.stderr
+    seen = [d["id"] for d in page]
+    while True:
+        nxt = run("deadletters", "--limit", "3", "--after", str(seen[-1]), cwd=workdir)
+        seen += [orjson.loads(line)["id"] for line in nxt.stdout.splitlines()]
+        if b"--after" not in nxt.stderr:
+            break
+    assert len(seen) == len(set(seen)) == 7
+    assert run("deadletters", "--limit", "0", cwd=workdir).returncode == 2
+
+
+def test_a_bad_store_flag_is_named_as_the_user_typed_it(workdir):
+    done = run("export", "--store", "mysql://x", cwd=workdir)
+    assert done.returncode == 2
+    assert "--store:" in done.stderr.decode() and "--store-url" not in done.stderr.decode()
+
+
+@pytest.mark.parametrize("flag, value", [("--duration", "-5"), ("--rate", "0"), ("--rate", "-1")])
+def test_demo_refuses_a_negative_duration_or_rate_with_exit_2(workdir, flag, value):
+    done = run("demo", flag, value, "--data-dir", str(workdir / "demo"), cwd=workdir)
+    assert done.returncode == 2, done.stderr
+    assert flag in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1

@@ -181,6 +181,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import math
+
+    if not (math.isfinite(args.duration) and args.duration >= 0):
+        raise ConfigError(f"--duration: expected a number of seconds >= 0 (0 = until Ctrl-C), got {args.duration:g}")
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        raise ConfigError(f"--rate: expected a number of messages per second > 0, got {args.rate:g}")
     from processor.worker.demo import run_demo
 
     return asyncio.run(run_demo(args))
