@@ -73,7 +73,7 @@ def rows(n: int, round_: int, seq: int) -> list[Row]:
     return [Row("/subscriptions/s/resourcegroups/rg/providers/microsoft.machinelearningservices/workspaces/ws-0",
                 f"runs/r{round_}-{i:06d}", "Microsoft.MachineLearningServices.RunStatusChanged",
                 f"id-{seq}-{i}", f"2026-11-01T00:00:{seq:02d}.0000000Z", None, state,
-                "2026-11-01T00:00:00.000000Z") for i in range(n)]
+                "2026-11-01T00:00:00.000000Z", {}, seq) for i in range(n)]
 
 
 async def latencies(url: str, repeats: int) -> dict[int, tuple[float, float, float]]:
@@ -93,7 +93,7 @@ async def latencies(url: str, repeats: int) -> dict[int, tuple[float, float, flo
                 await store.load([x.key for x in first])
                 t2 = time.perf_counter()
                 second = rows(n, r + 1000 * n, 2)
-                assert await store.commit([Write(y, x.order) for x, y in zip(first, second)], []) == set()
+                assert await store.commit([Write(y, x.revision) for x, y in zip(first, second)], []) == set()
                 t3 = time.perf_counter()
                 ins.append(t1 - t0)
                 load.append(t2 - t1)

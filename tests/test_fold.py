@@ -38,23 +38,28 @@ def test_run_completed_without_status_sets_completed():
 
 def stored(fold):
     w = fold.write.row
-    return Row(w.source, w.object, w.event_type, w.event_id, w.sequencer, w.etag, w.state, w.updated_at)
+    return Row(w.source, w.object, w.event_type, w.event_id, w.sequencer, w.etag, w.state, w.updated_at,
+               w.provenance, w.revision)
 
 
-def test_older_events_are_stale_equal_ones_duplicates_and_nothing_is_written():
+def test_older_events_are_stale_and_only_add_history_equal_ones_are_duplicates():
     first = fold_object(admitted(model_event("m", 5, id="e5")), None, NOW)
     current = stored(first)
     again = admitted(model_event("m", 3, id="e3"), model_event("m", 5, id="e5"))
     fold = fold_object(again, current, NOW)
     assert outcomes(fold) == ["stale", "duplicate"]
-    assert fold.write is None
+    row = fold.write.row
+    assert (row.event_id, row.state["version"], row.state["versions"]) == ("e5", 5, [3, 5])
+    assert row.state["tags"] == {"t": "5"}  # the late version overwrites nothing
+    # Folding the same events again from there changes nothing, so nothing is written.
+    assert fold_object(again, stored(fold), NOW).write is None
 
 
 def test_newer_event_is_applied_on_top_of_the_stored_state_with_a_compare_and_set():
     current = stored(fold_object(admitted(model_event("m", 9, id="e9")), None, NOW))
     fold = fold_object(admitted(model_event("m", 10, id="e10")), current, NOW)
     assert outcomes(fold) == ["applied"]
-    assert fold.write.expected == current.order
+    assert fold.write.expected == current.revision
     assert fold.write.row.state["version"] == 10
 
 

@@ -1,20 +1,25 @@
-"""The batch fold: released events + the stored rows they start from -> one write per touched object.
+"""The batch fold: released events + the stored rows they start from -> at most one write per touched object.
 
-Per object, in order, an event is
-- stale when it orders before the object's current event,
-- a duplicate when it orders equal to it, carries its id, or carries the same etag for the same type
-  (the same write reported twice),
-- otherwise applied: its reducer folds it into the state and it becomes the current event.
-The write is conditional on the stored row still being the one the fold started from (`Write.expected`);
-the caller redoes the fold for objects whose condition failed.
+Every event's contribution is joined into the object's state (`processor.core.merge`), so the state is a
+function of the set of events folded, whatever their order or batching. The object's own event (its winner)
+is the greatest (sequencer, id) folded. Outcomes, counted per event against the object as it stands:
+- stale: it orders before the object's event; what it knows is still joined (a field no later event
+  carries, a status reached earlier), but it cannot overwrite anything a later event set;
+- duplicate: it orders equal to the object's event, carries its id, or carries its etag with its type (the
+  same write reported twice). It changes no state; a same-etag or same-id copy that orders later still
+  becomes the object's event, so that the winner does not depend on which copy came first;
+- applied: otherwise.
+A fold that changes nothing writes nothing. The write is conditional on the stored row's revision
+(`Write.expected`); the caller redoes the fold for objects whose condition failed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processor.core.merge import MergedState
 from processor.core.model import Admitted, ObjectKey, Row, Write
-from processor.core.reducers import REDUCERS, STATELESS
+from processor.core.reducers import REDUCERS
 
 
 @dataclass(slots=True)
@@ -24,44 +29,48 @@ class ObjectFold:
 
 
 def fold_object(events: list[Admitted], current: Row | None, now: str) -> ObjectFold:
-    """`events` must be one object's, sorted by order."""
+    """`events`: one object's, in any order (sorted here, so that outcomes count as in sequencer order)."""
     outcomes: list[tuple[str, str]] = []
+    if not events:
+        return ObjectFold(None, outcomes)
+    if len(events) > 1:
+        events = sorted(events, key=_order)
     if current is not None:
         order, event_id, etag, etype = current.order, current.event_id, current.etag, current.event_type
+        merged = MergedState(REDUCERS[events[-1].reducer], current.state, current.provenance, current.order)
     else:
         order = event_id = etag = etype = None
-    applied: list[Admitted] = []
+        merged = MergedState(REDUCERS[events[-1].reducer])
+    winner_changed = False
     for ev in events:
-        ev_type = ev.event.type
+        ev_type, ev_order = ev.event.type, ev.order
         if order is not None:
-            if ev.order < order:
-                outcomes.append(("stale", ev_type))
-                continue
-            if ev.order == order or ev.order[1] == event_id or (
-                ev.etag is not None and ev.etag == etag and ev_type == etype
-            ):
+            if ev_order == order:
                 outcomes.append(("duplicate", ev_type))
-                continue
-        applied.append(ev)
-        order, event_id, etag, etype = ev.order, ev.order[1], ev.etag, ev_type
-        outcomes.append(("applied", ev_type))
-    if not applied:
+                continue  # the very event again: joining it would change nothing
+            if ev_order[1] == event_id or (ev.etag is not None and ev.etag == etag and ev_type == etype):
+                outcome = "duplicate"
+            elif ev_order < order:
+                outcome = "stale"
+            else:
+                outcome = "applied"
+        else:
+            outcome = "applied"
+        outcomes.append((outcome, ev_type))
+        merged.join(ev_order, REDUCERS[ev.reducer].contribute(ev))
+        if order is None or ev_order > order:
+            order, event_id, etag, etype = ev_order, ev_order[1], ev.etag, ev_type
+            winner_changed = True
+    if not (merged.changed or winner_changed):
         return ObjectFold(None, outcomes)
-    last = applied[-1]
-    if last.reducer in STATELESS:
-        state = REDUCERS[last.reducer](None, last)
-    else:
-        state = _private_copy(current.state) if current is not None else None
-        for ev in applied:
-            state = REDUCERS[ev.reducer](state, ev)
-    source, obj = last.key
-    row = Row(source, obj, etype, event_id, order[0], etag, state, now)
-    return ObjectFold(Write(row, current.order if current is not None else None), outcomes)
+    source, obj = events[0].key
+    row = Row(source, obj, etype, event_id, order[0], etag, merged.state, now, merged.provenance_for(order),
+              current.revision + 1 if current is not None else 1)
+    return ObjectFold(Write(row, current.revision if current is not None else None), outcomes)
 
 
-def _private_copy(state: dict) -> dict:
-    # Reducers change at most one level of nesting (a run's transitions, a merge's data).
-    return {k: (dict(v) if type(v) is dict else v) for k, v in state.items()}
+def _order(ev: Admitted) -> tuple[str, str]:
+    return ev.order
 
 
 def fold_batch(released: dict[ObjectKey, list[Admitted]], current: dict[ObjectKey, Row], now: str) -> dict[ObjectKey, ObjectFold]:

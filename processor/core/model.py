@@ -45,7 +45,12 @@ class Admitted:
 
 @dataclass(slots=True)
 class Row:
-    """What the projection keeps per object."""
+    """What the projection keeps per object: its event (the greatest applied), its state, and bookkeeping.
+
+    `provenance` says which event set each state value where that is not the row's own event (see
+    `processor.core.merge`); `revision` counts the row's writes, for the stores' compare-and-set. Neither is
+    part of the exported state.
+    """
 
     source: str
     object: str
@@ -55,6 +60,8 @@ class Row:
     etag: str | None
     state: dict[str, Any]
     updated_at: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    revision: int = 0
 
     @property
     def key(self) -> ObjectKey:
@@ -78,9 +85,10 @@ class Row:
         }
 
     @classmethod
-    def from_record(cls, r: Any, state: dict[str, Any]) -> "Row":
-        """From a store's row in `source, object, event_type, event_id, sequencer, etag, state, updated_at` order."""
-        return cls(r[0], r[1], r[2], r[3], r[4], r[5], state, r[7])
+    def from_record(cls, r: Any, state: dict[str, Any], provenance: dict[str, Any] | None = None) -> "Row":
+        """From a store's row in `source, object, event_type, event_id, sequencer, etag, state, updated_at,
+        provenance, revision` order (state and provenance already decoded)."""
+        return cls(r[0], r[1], r[2], r[3], r[4], r[5], state, r[7], provenance or {}, r[9])
 
 
 @dataclass(slots=True)
@@ -88,7 +96,7 @@ class Write:
     """A new row for an object, valid only if the stored row is still the one the fold started from."""
 
     row: Row
-    expected: tuple[str, str] | None  # (sequencer, event_id) of the row it replaces; None = must not exist
+    expected: int | None  # the revision of the row it replaces; None = must not exist yet
 
 
 @dataclass(slots=True)

@@ -1,17 +1,16 @@
-"""Reducers fold one event into an object's state.
+"""The default reducers, each a merge: what one event contributes to its object's state.
 
-A reducer may change the state it is given and return it: the fold hands it a private copy (the stored
-row must stay intact, since a fold that loses a compare-and-set is redone from it). Reducers listed in
-`STATELESS` build the state from the event alone, so only the last applied event of a batch needs them.
+Per field the state keeps the value of the greatest (sequencer, id) event that carries the field; histories
+(a run's status transitions, a model's versions) are unions. So an object's state is a function of the set
+of its events, whatever order they arrive in (see `processor.core.merge`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
+from processor.core.merge import Contribution, MergeReducer
 from processor.core.model import Admitted
-
-State = dict[str, Any]
 
 
 def _pick(data: dict, *names: str) -> Any:
@@ -25,48 +24,50 @@ def _as_map(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def run(state: State | None, ev: Admitted) -> State:
+_RUN_FIELDS = (
+    ("experiment_id", ("experimentId", "ExperimentId")),
+    ("experiment_name", ("experimentName", "ExperimentName")),
+    ("run_id", ("runId", "RunId")),
+    ("run_type", ("runType", "RunType")),
+)
+
+
+def run(ev: Admitted) -> Contribution:
     data = ev.event.data
-    new = state if state is not None else {}
-    for field, names in (
-        ("experiment_id", ("experimentId", "ExperimentId")),
-        ("experiment_name", ("experimentName", "ExperimentName")),
-        ("run_id", ("runId", "RunId")),
-        ("run_type", ("runType", "RunType")),
-    ):
+    latest: dict[str, Any] = {"last_event_time": ev.time}
+    for field, names in _RUN_FIELDS:
         value = _pick(data, *names)
         if value is not None:
-            new[field] = value
+            latest[field] = value
     status = _pick(data, "runStatus", "RunStatus")
     if status is None and ev.event.type.endswith(".RunCompleted"):
         status = "Completed"
+    earliest = {}
     if status is not None:
-        new["status"] = status
-        transitions = new.get("transitions")
-        if type(transitions) is not dict:
-            transitions = new["transitions"] = {}
-        transitions[str(status)] = ev.time
+        latest["status"] = status
+        # Each status with the time it was first reached, a late report included.
+        earliest["transitions"] = {str(status): ev.time}
     tags, props = _pick(data, "runTags", "RunTags"), _pick(data, "runProperties", "RunProperties")
     if tags is not None:
-        new["tags"] = _as_map(tags)
+        latest["tags"] = _as_map(tags)
     if props is not None:
-        new["properties"] = _as_map(props)
-    new["last_event_time"] = ev.time
-    return new
+        latest["properties"] = _as_map(props)
+    return Contribution(latest=latest, earliest=earliest)
 
 
-def model(state: State | None, ev: Admitted) -> State:
+def model(ev: Admitted) -> Contribution:
     data = ev.event.data
-    return {
+    version = _pick(data, "ModelVersion", "modelVersion")
+    return Contribution(latest={
         "name": _pick(data, "ModelName", "modelName"),
-        "version": _pick(data, "ModelVersion", "modelVersion"),
+        "version": version,
         "tags": _as_map(_pick(data, "ModelTags", "modelTags")),
         "properties": _as_map(_pick(data, "ModelProperties", "modelProperties")),
         "registered_at": ev.time,
-    }
+    }, union={"versions": [version]} if version is not None else None)
 
 
-def endpoint(state: State | None, ev: Admitted) -> State:
+def endpoint(ev: Admitted) -> Contribution:
     data = ev.event.data
     ids = _pick(data, "ModelIds", "modelIds")
     if isinstance(ids, str):
@@ -75,19 +76,19 @@ def endpoint(state: State | None, ev: Admitted) -> State:
         model_ids = [str(m) for m in ids]
     else:
         model_ids = []
-    return {
+    return Contribution(latest={
         "service_name": _pick(data, "ServiceName", "serviceName"),
         "compute_type": _pick(data, "ServiceComputeType", "serviceComputeType"),
         "model_ids": model_ids,
         "tags": _as_map(_pick(data, "ServiceTags", "serviceTags")),
         "properties": _as_map(_pick(data, "ServiceProperties", "serviceProperties")),
         "deployed_at": ev.time,
-    }
+    })
 
 
-def datadrift(state: State | None, ev: Admitted) -> State:
+def datadrift(ev: Admitted) -> Contribution:
     data = ev.event.data
-    return {
+    return Contribution(latest={
         "data_drift_id": _pick(data, "DataDriftId", "dataDriftId"),
         "name": _pick(data, "DataDriftName", "dataDriftName"),
         "run_id": _pick(data, "RunId", "runId"),
@@ -96,47 +97,43 @@ def datadrift(state: State | None, ev: Admitted) -> State:
         "drift_coefficient": _pick(data, "DriftCoefficient", "driftCoefficient"),
         "window": {"start": _pick(data, "StartTime", "startTime"), "end": _pick(data, "EndTime", "endTime")},
         "detected_at": ev.time,
-    }
+    })
 
 
-def blob(state: State | None, ev: Admitted) -> State:
+def blob(ev: Admitted) -> Contribution:
     data = ev.event.data
-    new = state if state is not None else {}
     deleted = ev.event.type.endswith(".BlobDeleted")
-    new["deleted"] = deleted
+    latest: dict[str, Any] = {"deleted": deleted}
     if ev.etag is not None:
-        new["etag"] = ev.etag
+        latest["etag"] = ev.etag
     for field, name in (("url", "url"), ("api", "api"), ("blob_type", "blobType")):
         if name in data:
-            new[field] = data[name]
-    if not deleted:
-        new["content_type"] = data.get("contentType")
-        new["content_length"] = data.get("contentLength")
-        new["created_at"] = ev.time
+            latest[field] = data[name]
+    if deleted:
+        latest["deleted_at"] = ev.time
     else:
-        new["deleted_at"] = ev.time
-    return new
+        # A delete carries no content fields: a create that arrives after it still tells them.
+        latest["content_type"] = data.get("contentType")
+        latest["content_length"] = data.get("contentLength")
+        latest["created_at"] = ev.time
+    return Contribution(latest=latest)
 
 
-def replace(state: State | None, ev: Admitted) -> State:
-    return {"data": ev.event.data, "time": ev.time}
+def replace(ev: Admitted) -> Contribution:
+    return Contribution(latest={"data": ev.event.data, "time": ev.time})
 
 
-def merge(state: State | None, ev: Admitted) -> State:
-    data = (state or {}).get("data")
-    data = data if type(data) is dict else {}
-    data.update(ev.event.data)
-    return {"data": data, "time": ev.time}
+def merge(ev: Admitted) -> Contribution:
+    data = ev.event.data
+    return Contribution(latest={"time": ev.time}, latest_per_key={"data": data if type(data) is dict else {}})
 
 
-STATELESS = frozenset({"model", "endpoint", "datadrift", "replace"})
-
-REDUCERS: dict[str, Callable[[State | None, Admitted], State]] = {
-    "run": run,
-    "model": model,
-    "endpoint": endpoint,
-    "datadrift": datadrift,
-    "blob": blob,
-    "replace": replace,
-    "merge": merge,
+REDUCERS: dict[str, MergeReducer] = {
+    "run": MergeReducer("run", run, histories=frozenset({"transitions"})),
+    "model": MergeReducer("model", model, histories=frozenset({"versions"})),
+    "endpoint": MergeReducer("endpoint", endpoint),
+    "datadrift": MergeReducer("datadrift", datadrift),
+    "blob": MergeReducer("blob", blob),
+    "replace": MergeReducer("replace", replace),
+    "merge": MergeReducer("merge", merge, per_key=frozenset({"data"})),
 }

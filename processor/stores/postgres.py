@@ -24,7 +24,7 @@ from processor.stores.base import ProjectionStore, Query, StoreError, dead_lette
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # The two-int4 advisory key space does not overlap the single-bigint one; 0x70726f63 is "proc".
 _SCHEMA_LOCK = (0x70726F63, 1)
 _SCHEMA = """
@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS projection (
     etag TEXT,
     state JSONB NOT NULL,
     updated_at TEXT COLLATE "C" NOT NULL,
+    provenance JSONB,
+    revision BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (source, object)
 );
 CREATE INDEX IF NOT EXISTS projection_updated ON projection (updated_at);
@@ -53,7 +55,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     body_size INTEGER NOT NULL
 );
 """
-_COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at"
+_COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at, provenance, revision"
 
 # One statement per batch. Its parts, in the order they take effect:
 # - `lk` locks the existing rows of every written object, in key order. Two replicas committing overlapping
@@ -61,19 +63,20 @@ _COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, update
 #   (UPDATE ... FROM locks in whatever order its join produces). `ins`, `upd` and `dl` wait for all of `lk`
 #   through the uncorrelated `(SELECT count(*) FROM lk)`, an init plan run before their first row.
 # - `ins`: objects the fold found absent; another writer may have created them since: then nothing.
-# - `upd`: the compare-and-set, only over the very row the fold started from, and only forwards. Under READ
-#   COMMITTED a row changed since the statement began is re-checked in its newest version, so a concurrent
-#   writer's update makes this one fail rather than be overwritten.
+# - `upd`: the compare-and-set, only over the very row the fold started from (its revision), and never
+#   backwards. Under READ COMMITTED a row changed since the statement began is re-checked in its newest
+#   version, so a concurrent writer's update makes this one fail rather than be overwritten.
 # - `dl`: dead letters, once per fingerprint.
-# The final SELECT returns the conflicts with SQLite's meaning: writes not written whose object is not, as
-# of the statement's snapshot, already at exactly the write's (sequencer, event_id). NOT IN rather than
+# The final SELECT returns the conflicts with SQLite's meaning: writes not written whose object does not, as
+# of the statement's snapshot, already hold exactly the write's event, state and provenance. NOT IN rather than
 # NOT EXISTS: the planner estimates one row for a CTE's RETURNING, and with NOT EXISTS picks a nested loop
 # that rescans it per write (measured 3 s for 5000 writes); NOT IN over a small estimate is a hashed subplan.
 _COMMIT = """
 WITH w AS MATERIALIZED (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[])
-        AS t(source, object, event_type, event_id, sequencer, etag, state, updated_at, exp_seq, exp_id)
+                         $8::text[], $9::text[], $10::int8[], $11::int8[])
+        AS t(source, object, event_type, event_id, sequencer, etag, state, updated_at, provenance, revision,
+             exp_rev)
 ),
 lk AS MATERIALIZED (
     SELECT 1 FROM projection p JOIN w ON p.source = w.source AND p.object = w.object
@@ -81,9 +84,11 @@ lk AS MATERIALIZED (
     FOR NO KEY UPDATE OF p
 ),
 ins AS (
-    INSERT INTO projection AS p (source, object, event_type, event_id, sequencer, etag, state, updated_at)
-    SELECT source, object, event_type, event_id, sequencer, etag, state::jsonb, updated_at FROM w
-    WHERE exp_seq IS NULL AND (SELECT count(*) FROM lk) >= 0
+    INSERT INTO projection AS p (source, object, event_type, event_id, sequencer, etag, state, updated_at,
+                                 provenance, revision)
+    SELECT source, object, event_type, event_id, sequencer, etag, state::jsonb, updated_at, provenance::jsonb,
+           revision FROM w
+    WHERE exp_rev IS NULL AND (SELECT count(*) FROM lk) >= 0
     ORDER BY source COLLATE "C", object COLLATE "C"
     ON CONFLICT (source, object) DO NOTHING
     RETURNING p.source, p.object
@@ -91,18 +96,17 @@ ins AS (
 upd AS (
     UPDATE projection AS p
     SET event_type = w.event_type, event_id = w.event_id, sequencer = w.sequencer, etag = w.etag,
-        state = w.state::jsonb, updated_at = w.updated_at
+        state = w.state::jsonb, updated_at = w.updated_at, provenance = w.provenance::jsonb, revision = w.revision
     FROM w
-    WHERE w.exp_seq IS NOT NULL AND (SELECT count(*) FROM lk) >= 0
-      AND p.source = w.source AND p.object = w.object
-      AND p.sequencer = w.exp_seq AND p.event_id = w.exp_id
-      AND (p.sequencer, p.event_id) < (w.sequencer COLLATE "C", w.event_id COLLATE "C")
+    WHERE w.exp_rev IS NOT NULL AND (SELECT count(*) FROM lk) >= 0
+      AND p.source = w.source AND p.object = w.object AND p.revision = w.exp_rev
+      AND (p.sequencer, p.event_id) <= (w.sequencer COLLATE "C", w.event_id COLLATE "C")
     RETURNING p.source, p.object
 ),
 dl AS (
     INSERT INTO dead_letters (fingerprint, received_at, origin, reason, event_id, body, body_size)
-    SELECT d.fingerprint, $11, d.origin, d.reason, d.event_id, d.body, d.body_size
-    FROM unnest($12::text[], $13::text[], $14::text[], $15::text[], $16::bytea[], $17::int4[])
+    SELECT d.fingerprint, $12, d.origin, d.reason, d.event_id, d.body, d.body_size
+    FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[], $18::int4[])
         AS d(fingerprint, origin, reason, event_id, body, body_size)
     WHERE (SELECT count(*) FROM lk) >= 0
     ORDER BY d.fingerprint COLLATE "C"
@@ -112,7 +116,8 @@ SELECT w.source, w.object FROM w
 WHERE (w.source, w.object) NOT IN (SELECT source, object FROM ins)
   AND (w.source, w.object) NOT IN (SELECT source, object FROM upd)
   AND NOT EXISTS (SELECT 1 FROM projection p WHERE p.source = w.source AND p.object = w.object
-                  AND p.sequencer = w.sequencer AND p.event_id = w.event_id)
+                  AND p.sequencer = w.sequencer AND p.event_id = w.event_id AND p.state = w.state::jsonb
+                  AND p.provenance IS NOT DISTINCT FROM w.provenance::jsonb)
 """
 _LOAD = f"""
 SELECT {", ".join("p." + c for c in _COLUMNS.split(", "))}
@@ -236,16 +241,16 @@ class PostgresStore(ProjectionStore):
     async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
         if not writes and not dead_letters:
             return set()
-        cols: list[list[Any]] = [[] for _ in range(10)]
+        cols: list[list[Any]] = [[] for _ in range(11)]
         renamed: dict[ObjectKey, ObjectKey] = {}  # stored key -> the caller's, for keys holding NUL
         for w in writes:
             r = w.row
-            exp_seq, exp_id = w.expected if w.expected is not None else (None, None)
-            values = (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag, r.updated_at, exp_seq, exp_id)
+            values = (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag)
             if any(v is not None and "\x00" in v for v in values):
                 values = tuple(map(_text, values))
                 renamed[(values[0], values[1])] = r.key
-            for col, value in zip(cols, (*values[:6], _json(r.state), *values[6:])):
+            for col, value in zip(cols, (*values, _json(r.state), r.updated_at,
+                                         _json(r.provenance) if r.provenance else None, r.revision, w.expected)):
                 col.append(value)
         dl_cols: list[list[Any]] = [[] for _ in range(6)]
         for d in dead_letters:
@@ -334,6 +339,12 @@ async def _migrate(conn: asyncpg.Connection) -> None:
         if int(version) > SCHEMA_VERSION:
             raise StoreError(f"schema version {version} is newer than this processor understands ({SCHEMA_VERSION})")
         # Later versions migrate here, from `version` up, still under the lock.
+        if int(version) < 2:
+            # Merge reducers: which event set each value, and a revision for the compare-and-set. A row from
+            # before is one event's worth of state (no provenance) at revision 0.
+            await conn.execute("ALTER TABLE projection ADD COLUMN IF NOT EXISTS provenance JSONB, "
+                               "ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 0")
+            await conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
 
 def _text(value: str | None) -> str | None:
@@ -353,4 +364,4 @@ def _json(state: dict) -> str:
 
 
 def _row(r: asyncpg.Record) -> Row:
-    return Row.from_record(r, orjson.loads(r[6]))
+    return Row.from_record(r, orjson.loads(r[6]), orjson.loads(r[8]) if r[8] is not None else None)

@@ -22,7 +22,7 @@ from processor.stores.base import ProjectionStore, Query, StoreError, dead_lette
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- A rowid table: rows carry a state of hundreds of bytes, too large for WITHOUT ROWID to pay (measured 2x).
@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS projection (
     etag TEXT,
     state TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    provenance TEXT,
+    revision INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (source, object)
 );
 CREATE INDEX IF NOT EXISTS projection_updated ON projection (updated_at);
@@ -50,13 +52,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     body_size INTEGER NOT NULL
 );
 """
-_COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at"
-_INSERT = f"INSERT INTO projection ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, object) DO NOTHING"
-# The compare-and-set: only over the very row the fold started from, and only forwards.
+_COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at, provenance, revision"
+_INSERT = (f"INSERT INTO projection ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (source, object) DO NOTHING")
+# The compare-and-set: only over the very row the fold started from (its revision), and never backwards.
 _UPDATE = (
-    "UPDATE projection SET event_type = ?, event_id = ?, sequencer = ?, etag = ?, state = ?, updated_at = ? "
-    "WHERE source = ? AND object = ? AND sequencer = ? AND event_id = ? "
-    "AND (sequencer < ? OR (sequencer = ? AND event_id < ?))"
+    "UPDATE projection SET event_type = ?, event_id = ?, sequencer = ?, etag = ?, state = ?, updated_at = ?, "
+    "provenance = ?, revision = ? "
+    "WHERE source = ? AND object = ? AND revision = ? "
+    "AND (sequencer < ? OR (sequencer = ? AND event_id <= ?))"
 )
 _CHUNK = 400
 
@@ -105,6 +109,8 @@ class SqliteStore(ProjectionStore):
                 raise sqlite3.OperationalError(
                     f"schema version {version} is newer than this processor understands ({SCHEMA_VERSION})"
                 )
+            if int(version) < 2:
+                _migrate_to_2(db)
         except BaseException:
             db.close()
             raise
@@ -150,12 +156,13 @@ class SqliteStore(ProjectionStore):
         for w in sorted(writes, key=lambda w: w.row.key):
             r = w.row
             state = orjson.dumps(r.state).decode()
+            provenance = orjson.dumps(r.provenance).decode() if r.provenance else None
             if w.expected is None:
-                inserts.append((r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at))
+                inserts.append((r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at,
+                                provenance, r.revision))
             else:
-                seq, eid = w.expected
-                updates.append((r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at,
-                                r.source, r.object, seq, eid, r.sequencer, r.sequencer, r.event_id))
+                updates.append((r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at, provenance,
+                                r.revision, r.source, r.object, w.expected, r.sequencer, r.sequencer, r.event_id))
         db.execute("BEGIN IMMEDIATE")
         try:
             before = db.total_changes
@@ -168,7 +175,7 @@ class SqliteStore(ProjectionStore):
             if written < len(writes):
                 # Some compare-and-set failed: find which, by what is stored now (rare, so not on the fast path).
                 stored = self._load([w.row.key for w in writes])
-                conflicts = {w.row.key for w in writes if (s := stored.get(w.row.key)) is None or s.order != w.row.order}
+                conflicts = {w.row.key for w in writes if not _holds(stored.get(w.row.key), w.row)}
             if dead_letters:
                 now = utc_now()
                 db.executemany(
@@ -249,4 +256,27 @@ class SqliteStore(ProjectionStore):
 
 
 def _row(r: tuple) -> Row:
-    return Row.from_record(r, orjson.loads(r[6]))
+    return Row.from_record(r, orjson.loads(r[6]), orjson.loads(r[8]) if r[8] is not None else None)
+
+
+def _holds(stored: Row | None, row: Row) -> bool:
+    """Whether the stored row already says what `row` would (another writer wrote the same): no conflict."""
+    return stored is not None and stored.order == row.order and stored.state == row.state and \
+        stored.provenance == row.provenance
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """Merge reducers: which event set each value, and a revision for the compare-and-set. A row from before
+    is one event's worth of state (no provenance) at revision 0."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(projection)")}
+        if "provenance" not in columns:
+            db.execute("ALTER TABLE projection ADD COLUMN provenance TEXT")
+        if "revision" not in columns:
+            db.execute("ALTER TABLE projection ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -14,16 +15,23 @@ SRC2 = "/subscriptions/s/resourcegroups/rg/providers/microsoft.storage/storageac
 
 
 def row(obj: str, seq: str = "0001", eid: str = "e1", source: str = SRC, etype: str = "T.Changed",
-        etag: str | None = None, state: dict | None = None, updated_at: str = "2026-01-01T00:00:00.000000Z") -> Row:
-    return Row(source, obj, etype, eid, seq, etag, state if state is not None else {"v": seq}, updated_at)
+        etag: str | None = None, state: dict | None = None, updated_at: str = "2026-01-01T00:00:00.000000Z",
+        provenance: dict | None = None, revision: int = 1) -> Row:
+    return Row(source, obj, etype, eid, seq, etag, state if state is not None else {"v": seq}, updated_at,
+               provenance or {}, revision)
 
 
 def insert(r: Row) -> Write:
-    return Write(r, None)
+    return Write(replace(r, revision=1), None)
 
 
-def cas(r: Row, expected: tuple[str, str]) -> Write:
-    return Write(r, expected)
+def cas(r: Row, expected: int) -> Write:
+    """A write over the row at revision `expected`."""
+    return Write(replace(r, revision=expected + 1), expected)
+
+
+def at(r: Row, revision: int) -> Row:
+    return replace(r, revision=revision)
 
 
 async def stored(store, r: Row) -> Row | None:
@@ -43,7 +51,8 @@ def dead(fp: str, body: bytes = b'{"bad": true}', reason: str = "no subject", ev
 
 
 async def test_insert_then_load_returns_every_field(store):
-    a = row("runs/a", etag="0x8D1", state={"status": "Running", "nested": {"k": [1, 2.5, None, True]}, "n": 3})
+    a = row("runs/a", etag="0x8D1", state={"status": "Running", "nested": {"k": [1, 2.5, None, True]}, "n": 3},
+            provenance={"n": ["0000", "e0"], "nested": {"k": ["0000", "e0"]}})
     b = row("runs/b", source=SRC2, etype="Microsoft.Storage.BlobCreated")
     assert await store.commit([insert(a), insert(b)], []) == set()
     loaded = await store.load([a.key, b.key, (SRC, "runs/missing")])
@@ -51,63 +60,66 @@ async def test_insert_then_load_returns_every_field(store):
     assert await store.load([]) == {}
 
 
-async def test_insert_over_an_existing_row_is_a_conflict_unless_it_is_already_that_event(store):
+async def test_insert_over_an_existing_row_is_a_conflict_unless_it_already_holds_that_write(store):
     a = row("runs/a", "0002", "e2")
     await store.commit([insert(a)], [])
     other = row("runs/a", "0003", "e3", state={"other": 1})
     assert await store.commit([insert(other)], []) == {a.key}
-    # The same event written by another replica first: not written again, and nothing to redo.
-    same = row("runs/a", "0002", "e2", state={"rewritten": 1}, updated_at="2027-01-01T00:00:00.000000Z")
+    # The same write made by another replica first: not written again, and nothing to redo.
+    same = row("runs/a", "0002", "e2", updated_at="2027-01-01T00:00:00.000000Z")
     assert await store.commit([insert(same)], []) == set()
+    # The same event with another state (the other replica joined other events into it): redo the fold.
+    assert await store.commit([insert(row("runs/a", "0002", "e2", state={"more": 1}))], []) == {a.key}
     assert await stored(store, a) == a
 
 
-async def test_compare_and_set_succeeds_only_from_the_expected_row(store):
+async def test_compare_and_set_succeeds_only_from_the_expected_revision(store):
     a = row("runs/a", "0002", "e2")
     await store.commit([insert(a)], [])
     newer = row("runs/a", "0005", "e5", etag="x", state={"v": "5"}, updated_at="2026-01-02T00:00:00.000000Z")
-    assert await store.commit([cas(newer, ("0001", "e1"))], []) == {a.key}  # folded from an older row
-    assert await store.commit([cas(newer, ("0002", "e9"))], []) == {a.key}  # same sequencer, other event
+    assert await store.commit([cas(newer, 0)], []) == {a.key}  # folded from an older row
+    assert await store.commit([cas(newer, 2)], []) == {a.key}  # from a row that was never there
     assert await stored(store, a) == a
-    assert await store.commit([cas(newer, ("0002", "e2"))], []) == set()
-    assert await stored(store, a) == newer
+    assert await store.commit([cas(newer, 1)], []) == set()
+    assert await stored(store, a) == at(newer, 2)
     # An update for an object that does not exist never creates it.
     ghost = row("runs/ghost", "0009", "e9")
-    assert await store.commit([cas(ghost, ("0001", "e1"))], []) == {ghost.key}
+    assert await store.commit([cas(ghost, 1)], []) == {ghost.key}
     assert await stored(store, ghost) is None
 
 
-async def test_a_row_never_moves_backwards_even_from_the_expected_row(store):
+async def test_a_row_never_moves_backwards_even_from_the_expected_revision(store):
     a = row("runs/a", "0005", "e5")
     await store.commit([insert(a)], [])
     for seq, eid in [("0004", "e9"), ("0005", "e4"), ("00049", "e6")]:
-        assert await store.commit([cas(row("runs/a", seq, eid), ("0005", "e5"))], []) == {a.key}
+        assert await store.commit([cas(row("runs/a", seq, eid), 1)], []) == {a.key}
     assert await stored(store, a) == a
-    # Ordered equal: not written, and not a conflict either (it is already there).
-    assert await store.commit([cas(row("runs/a", "0005", "e5", state={"x": 1}), ("0005", "e5"))], []) == set()
-    assert await stored(store, a) == a
+    # Ordered equal, another state (a late event's information joined in): written.
+    joined = row("runs/a", "0005", "e5", state={"x": 1})
+    assert await store.commit([cas(joined, 1)], []) == set()
+    assert await stored(store, a) == at(joined, 2)
     # Ties on the sequencer go to the larger event id; sequencers compare as text in code-point order.
     tie = row("runs/a", "0005", "e6")
-    assert await store.commit([cas(tie, ("0005", "e5"))], []) == set()
+    assert await store.commit([cas(tie, 2)], []) == set()
     lower_case_wins = row("runs/a", "0005a", "e0")  # 'a' (0x61) > '5'... and "0005a" > "0005"
-    assert await store.commit([cas(lower_case_wins, ("0005", "e6"))], []) == set()
-    assert await stored(store, a) == lower_case_wins
+    assert await store.commit([cas(lower_case_wins, 3)], []) == set()
+    assert await stored(store, a) == at(lower_case_wins, 4)
     upper = row("runs/a", "0005B", "e9")  # 'B' (0x42) < 'a' (0x61): backwards in code-point order
-    assert await store.commit([cas(upper, ("0005a", "e0"))], []) == {a.key}
-    assert await stored(store, a) == lower_case_wins
+    assert await store.commit([cas(upper, 4)], []) == {a.key}
+    assert await stored(store, a) == at(lower_case_wins, 4)
 
 
 async def test_a_mixed_batch_reports_exactly_the_conflicting_objects_and_writes_the_rest(store):
     base = [row(f"o{i}", "0001", f"e{i}") for i in range(6)]
     await store.commit([insert(r) for r in base], [])
     batch = [
-        cas(row("o0", "0002", "n0"), ("0001", "e0")),  # ok
-        cas(row("o1", "0002", "n1"), ("0000", "e1")),  # wrong expected
-        cas(row("o2", "0000", "n2"), ("0001", "e2")),  # backwards
+        cas(row("o0", "0002", "n0"), 1),  # ok
+        cas(row("o1", "0002", "n1"), 0),  # wrong expected
+        cas(row("o2", "0000", "n2"), 1),  # backwards
         insert(row("o3", "0002", "n3")),  # exists
         insert(row("new", "0001", "n4")),  # ok
-        cas(row("missing", "0001", "n5"), ("0001", "x")),  # absent
-        cas(row("o4", "0002", "n6"), ("0001", "e4")),  # ok
+        cas(row("missing", "0001", "n5"), 1),  # absent
+        cas(row("o4", "0002", "n6"), 1),  # ok
     ]
     conflicts = await store.commit(batch, [dead("fp-mixed")])
     assert conflicts == {(SRC, "o1"), (SRC, "o2"), (SRC, "o3"), (SRC, "missing")}
@@ -121,13 +133,13 @@ async def test_large_batches_in_one_commit(store):
     rows = [row(f"bulk/{i:05d}", "0001", f"e{i}", state={"i": i, "tags": {"k": "v" * (i % 50)}}) for i in range(3000)]
     assert await store.commit([insert(r) for r in rows], []) == set()
     newer = [row(r.object, "0002", r.event_id, state={"i": -1}) for r in rows]
-    writes = [cas(n, r.order) for n, r in zip(newer, rows)]
-    writes[1234] = cas(newer[1234], ("0000", "stale"))
+    writes = [cas(n, 1) for n in newer]
+    writes[1234] = cas(newer[1234], 0)
     assert await store.commit(writes, []) == {newer[1234].key}
     loaded = await store.load([r.key for r in rows])
     assert len(loaded) == 3000
     assert loaded[rows[1234].key] == rows[1234]
-    assert loaded[rows[0].key] == newer[0]
+    assert loaded[rows[0].key] == at(newer[0], 2)
 
 
 async def test_an_empty_commit_changes_nothing(store):
@@ -254,7 +266,7 @@ async def test_recent_is_newest_first(store):
 
 async def test_counts(store):
     await store.commit([insert(row(f"o{i}")) for i in range(7)], [dead("a"), dead("b")])
-    await store.commit([cas(row("o1", "0002"), ("0001", "e1"))], [dead("a")])
+    await store.commit([cas(row("o1", "0002"), 1)], [dead("a")])
     assert await store.counts() == {"objects": 7, "dead_letters": 2}
 
 
@@ -272,7 +284,7 @@ async def test_opening_the_schema_again_is_idempotent_and_keeps_the_data(backend
             assert await again.counts() == {"objects": 1, "dead_letters": 1}
         finally:
             await again.close()
-    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
     await store.ping()
 
 
@@ -337,7 +349,7 @@ async def test_nul_characters_never_make_a_write_fail_forever(backend, store):
     assert loaded.state == {f"k{nul}": f"v{nul}", "lit": literal}
     assert (loaded.event_id, loaded.etag) == (f"e{nul}1", f"x{nul}")
     newer = row("blobs/a\x00b", "0002", "e2", state={})
-    assert await store.commit([cas(newer, ("0000", "e0"))], []) == {a.key}  # the caller's key comes back
-    assert await store.commit([cas(newer, loaded.order)], []) == set()
+    assert await store.commit([cas(newer, 0)], []) == {a.key}  # the caller's key comes back
+    assert await store.commit([cas(newer, loaded.revision)], []) == set()
     assert [r.order for r in await all_rows(store)] == [("0002", "e2")]
     assert (await store.dead_letters())[0]["reason"] == f"bad{nul}"

@@ -63,7 +63,7 @@ async def test_losing_the_database_raises_store_error_and_the_store_recovers(pos
         await store.open()
         await store.commit([Write(row, None)], [])
         await drop_database(name)  # terminates the pool's connections too
-        for call in (store.ping(), store.load([row.key]), store.commit([Write(row, ("1", "e1"))], [])):
+        for call in (store.ping(), store.load([row.key]), store.commit([Write(row, 1)], [])):
             with pytest.raises(StoreError, match=name):
                 await call
         await create_database(name)  # back, but empty: connections come back, the tables do not

@@ -1,0 +1,150 @@
+"""Merge building blocks: an object's state as the join of what each of its events contributes.
+
+An event contributes values to fields of four kinds:
+- latest: the state keeps, per field, the value of the greatest (sequencer, id) event that carries it;
+- latest per key: the same rule per key of a map field (the `merge` reducer's `data`);
+- earliest: a map key -> time, keeping each key's earliest time (a run's status transitions);
+- union: a set of values, kept in natural order (a model's versions seen).
+Each join is commutative, associative and idempotent, so folding any subset of an object's events in any
+order, in any batches, from any stored row, gives the state of folding them all in sequencer order.
+
+Which event set a latest value is the row's provenance: `{field: [sequencer, id]}`, or for a per-key field
+`{field: {key: [sequencer, id]}}`, stored only where it differs from the row's own event. A row without
+provenance (written before merges existed) is thereby one event's worth of state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Order = tuple[str, str]  # (sequencer, event id)
+State = dict[str, Any]
+
+
+class Contribution:
+    """What one event brings to its object's state, by kind of field."""
+
+    __slots__ = ("latest", "latest_per_key", "earliest", "union")
+
+    def __init__(self, latest: dict[str, Any] | None = None, latest_per_key: dict[str, dict[str, Any]] | None = None,
+                 earliest: dict[str, dict[str, str]] | None = None, union: dict[str, list[Any]] | None = None):
+        self.latest = latest or {}
+        self.latest_per_key = latest_per_key or {}
+        self.earliest = earliest or {}
+        self.union = union or {}
+
+
+class MergeReducer:
+    """A named reducer: what an event contributes, and which of its fields are maps or histories."""
+
+    __slots__ = ("name", "contribute", "per_key", "histories")
+
+    def __init__(self, name: str, contribute: Callable[[Any], Contribution],
+                 per_key: frozenset[str] = frozenset(), histories: frozenset[str] = frozenset()):
+        self.name = name
+        self.contribute = contribute  # Admitted -> Contribution
+        self.per_key = per_key
+        self.histories = histories
+
+
+class MergedState:
+    """An object's state while a fold joins contributions into it, starting from a stored row or nothing.
+
+    `base` is the order of the stored row's own event, the provenance of every value its stored provenance
+    does not name. `changed` says whether any join changed anything (a fold writes nothing otherwise).
+    """
+
+    __slots__ = ("reducer", "state", "marks", "base", "changed")
+
+    def __init__(self, reducer: MergeReducer, state: State | None = None, provenance: dict[str, Any] | None = None,
+                 base: Order | None = None):
+        self.reducer = reducer
+        # A private copy, one level deep (joins change at most one level of nesting): a fold that loses a
+        # compare-and-set is redone from the stored row, which must stay intact.
+        self.state: State = {k: (dict(v) if type(v) is dict else v) for k, v in (state or {}).items()}
+        self.marks: dict[str, Any] = {}
+        for field, mark in (provenance or {}).items():
+            self.marks[field] = {k: tuple(m) for k, m in mark.items()} if type(mark) is dict else tuple(mark)
+        self.base = base
+        self.changed = False
+
+    def join(self, order: Order, c: Contribution) -> None:
+        state, marks, base = self.state, self.marks, self.base
+        for field, value in c.latest.items():
+            mark = marks.get(field, base) if field in state else None
+            if mark is None or order > mark:
+                state[field] = value
+                marks[field] = order
+                self.changed = True
+        for field, values in c.latest_per_key.items():
+            current = state.get(field)
+            if type(current) is not dict:
+                current = state[field] = {}
+                self.changed = True
+            field_marks = marks.get(field)
+            if type(field_marks) is not dict:
+                field_marks = marks[field] = {}
+            for key, value in values.items():
+                mark = field_marks.get(key, base) if key in current else None
+                if mark is None or order > mark:
+                    current[key] = value
+                    field_marks[key] = order
+                    self.changed = True
+        for field, times in c.earliest.items():
+            current = state.get(field)
+            if type(current) is not dict:
+                current = state[field] = {}
+                self.changed = True
+            for key, time in times.items():
+                known = current.get(key)
+                if known is None or time < known:
+                    current[key] = time
+                    self.changed = True
+        for field, values in c.union.items():
+            current = state.get(field)
+            merged = list(current) if type(current) is list else []
+            grew = type(current) is not list
+            for value in values:
+                if value not in merged:
+                    merged.append(value)
+                    grew = True
+            if grew:
+                merged.sort(key=natural_order)
+                state[field] = merged
+                self.changed = True
+
+    def provenance_for(self, winner: Order) -> dict[str, Any]:
+        """The provenance to store with a row whose own event is `winner`: only what differs from it."""
+        out: dict[str, Any] = {}
+        base, marks, reducer = self.base, self.marks, self.reducer
+        for field, value in self.state.items():
+            if field in reducer.histories:
+                continue
+            if field in reducer.per_key and type(value) is dict:
+                field_marks = marks.get(field)
+                field_marks = field_marks if type(field_marks) is dict else {}
+                keyed = {}
+                for key in value:
+                    mark = field_marks.get(key, base)
+                    if mark is not None and mark != winner:
+                        keyed[key] = list(mark)
+                if keyed:
+                    out[field] = keyed
+                continue
+            mark = marks.get(field, base)
+            if mark is not None and type(mark) is tuple and mark != winner:
+                out[field] = list(mark)
+        return out
+
+
+def natural_order(value: Any) -> tuple:
+    """Numbers (and strings of ASCII digits) by value, then other strings, then anything else by its text."""
+    if isinstance(value, bool):
+        return (2, 0, str(value))
+    if isinstance(value, (int, float)):
+        return (0, value, "")
+    if isinstance(value, str):
+        if value.isascii() and value.isdigit():
+            return (0, int(value), value)
+        return (1, 0, value)
+    return (2, 0, repr(value))
