@@ -7,7 +7,7 @@ import sys
 
 from tests.support.azurite import free_port
 
-from .helpers import Collector, consumer, send
+from .helpers import Collector, close_all, consumer, send
 
 
 async def run(*args: str) -> tuple[int, str, str]:
@@ -72,3 +72,28 @@ async def test_devhub_command_serves_and_admin_command_injects_faults(tmp_path):
 async def test_admin_command_without_a_running_hub_fails_cleanly():
     code, _, err = await run("devhub-admin", "--admin-port", str(free_port()), "status")
     assert code == 1 and "no devhub admin channel" in err
+
+
+async def test_devhub_command_serves_the_default_and_replay_consumer_groups():
+    # `processor replay` reads on `replay` by default: the README's path must find it.
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "processor.hub.devhub", "devhub", "--port", str(port), "--admin-port", "-1",
+        "--partitions", "1", "--consumer-group", "REPLAY", "--consumer-group", "Audit",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        cs = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        groups = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+        assert groups == "# consumer groups: $Default, replay, Audit"
+        await send(cs, ["hello"])
+        readers = [Collector(consumer(cs, group=g), partition_id="0", starting_position="-1").start()
+                   for g in ("$Default", "replay", "audit")]
+        try:
+            await asyncio.gather(*(r.wait_count(1) for r in readers))
+        finally:
+            await close_all(*readers)
+        assert [r.bodies() for r in readers] == [["hello"]] * 3
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0

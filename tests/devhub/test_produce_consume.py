@@ -8,7 +8,7 @@ from azure.eventhub import EventData
 from azure.eventhub._buffered_producer._partition_resolver import PartitionResolver
 from azure.eventhub.aio import EventHubProducerClient
 from azure.eventhub.amqp import AmqpAnnotatedMessage, AmqpMessageBodyType
-from azure.eventhub.exceptions import EventDataSendError, EventHubError
+from azure.eventhub.exceptions import ConnectError, ConnectionLostError, EventDataSendError
 
 from processor.hub.devhub import DevHub, HubSpec
 from processor.hub.devhub.frames import TRANSFER_OVERHEAD
@@ -219,12 +219,65 @@ async def test_large_event_round_trips(devhub):
     assert collector.bodies() == [body]
 
 
-async def test_unknown_hub_is_a_clear_error(devhub):
+async def test_a_missing_hub_is_the_sdks_not_found_connect_error_naming_it(devhub):
+    # What the service answers (a 404 on $management READ): the SDK raises ConnectError, error "not-found".
     cs = devhub.connection_string("events").replace("EntityPath=events", "EntityPath=missing")
     async with EventHubProducerClient.from_connection_string(cs, retry_total=0) as producer:
-        with pytest.raises(EventHubError) as raised:
+        with pytest.raises(ConnectError) as raised:
             await producer.get_eventhub_properties()
-    assert "could not be found" in str(raised.value)
+    assert raised.value.error == "not-found"
+    assert "The messaging entity 'missing' could not be found" in str(raised.value)
+    assert "`processor devhub --hub events --hub missing`" in str(raised.value)
+    collector = Collector(consumer(cs), starting_position="-1").start()
+    try:
+        await collector.wait(lambda c: c.errors, what="the consumer's error")
+    finally:
+        await collector.close()
+    error = collector.errors[0]
+    assert type(error) is ConnectError and error.error == "not-found"
+    assert "The messaging entity 'missing' could not be found" in str(error)
+
+
+async def test_a_missing_consumer_group_is_the_sdks_not_found_connection_lost_error_naming_it():
+    # As the service does: the attach is answered, then detached with amqp:not-found. The SDK retries it
+    # (retry_total times) and then hands on_error a ConnectionLostError whose error is "not-found".
+    async with DevHub([HubSpec("events", partitions=2)]) as hub:
+        cs = hub.connection_string("events")
+        collector = Collector(consumer(cs, group="replay"), partition_id="0", starting_position="-1").start()
+        try:
+            await collector.wait(lambda c: c.errors, what="the consumer's error")
+        finally:
+            await collector.close()
+    error = collector.errors[0]
+    assert type(error) is ConnectionLostError and error.error == "not-found"
+    assert "The messaging entity 'events/consumergroups/replay' could not be found" in str(error)
+    assert "--consumer-group replay" in str(error)
+    assert collector.events == []
+
+
+async def test_consumer_group_names_are_case_insensitive():
+    async with DevHub([HubSpec("events", partitions=1, consumer_groups=("$Default", "Reports"))]) as hub:
+        cs = hub.connection_string("events")
+        await send(cs, ["x"])
+        readers = [Collector(consumer(cs, group=g), starting_position="-1", partition_id="0").start()
+                   for g in ("$default", "$DEFAULT", "reports")]
+        try:
+            await asyncio.gather(*(r.wait_count(1) for r in readers))
+        finally:
+            await close_all(*readers)
+        # One group whatever the spelling: an owner level on `$Default` shuts out a lower one on `$default`.
+        owner = Collector(consumer(cs, group="$Default"), partition_id="0", starting_position="-1",
+                          owner_level=1).start()
+        lower = None
+        try:
+            await owner.wait_count(1)
+            lower = Collector(consumer(cs, group="$default"), partition_id="0", starting_position="-1",
+                              owner_level=0).start()
+            await lower.wait(lambda c: c.errors, what="the lower owner level to be refused")
+        finally:
+            await close_all(*(c for c in (owner, lower) if c is not None))
+    assert "higher epoch of '1' already exists" in str(lower.errors[0])
+    assert lower.events == []
 
 
 async def test_amqp_annotated_messages_keep_every_section_the_client_sent(devhub):

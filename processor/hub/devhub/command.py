@@ -16,6 +16,9 @@ from . import admin
 from .server import DEFAULT_PORT, DevHub, HubSpec
 
 DEFAULT_ADMIN_PORT = DEFAULT_PORT + 1
+# `replay` as well as the service's `$Default`: `processor replay` reads on its own group, `replay`
+# by default, and the README's path (`processor devhub`, then `processor replay`) must work as written.
+DEFAULT_CONSUMER_GROUPS = ("$Default", "replay")
 
 
 def register(subparsers) -> None:
@@ -26,7 +29,8 @@ def register(subparsers) -> None:
     run.add_argument("--hub", action="append", dest="hubs", metavar="NAME",
                      help="event hub name; repeat for several (default: events)")
     run.add_argument("--consumer-group", action="append", dest="consumer_groups", metavar="CG",
-                     help="consumer group; repeat for several ($default is always present)")
+                     help="consumer group besides the default ones; repeat for several "
+                          f"({' and '.join(DEFAULT_CONSUMER_GROUPS)} always exist; names are case-insensitive)")
     run.add_argument("--data-dir", help="keep partition logs here so they survive a restart")
     run.add_argument("--retention-events", type=int, help="keep at most this many events per partition")
     run.add_argument("--retention-seconds", type=float, help="drop events older than this")
@@ -57,8 +61,10 @@ def register(subparsers) -> None:
 
 
 def run_devhub(args: argparse.Namespace) -> int:
-    groups = ("$default",) + tuple(g for g in (args.consumer_groups or []) if g.lower() != "$default")
-    specs = [HubSpec(name=name, partitions=args.partitions, consumer_groups=groups,
+    groups: dict[str, str] = {}
+    for group in DEFAULT_CONSUMER_GROUPS + tuple(args.consumer_groups or ()):
+        groups.setdefault(group.lower(), group)  # case-insensitive, as in the service
+    specs = [HubSpec(name=name, partitions=args.partitions, consumer_groups=tuple(groups.values()),
                      retention_events=args.retention_events, retention_seconds=args.retention_seconds)
              for name in (args.hubs or ["events"])]
     admin_port = None if args.admin_port < 0 else args.admin_port
@@ -73,6 +79,7 @@ def run_devhub(args: argparse.Namespace) -> int:
         async with hub:
             for spec in specs:
                 print(hub.connection_string(spec.name), flush=True)
+            print(f"# consumer groups: {', '.join(groups.values())}", flush=True)
             if hub.admin_port is not None:
                 print(f"# admin channel: 127.0.0.1:{hub.admin_port}", flush=True)
             await stop.wait()

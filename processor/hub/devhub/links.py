@@ -148,7 +148,7 @@ class ProducerLink(Link):
         elif len(segments) != 1:
             raise Refused("amqp:not-found", f"DevHub: unsupported target address '/{'/'.join(segments)}'")
         if hub is None:
-            raise Refused("amqp:not-found", f"The messaging entity '{segments[0]}' could not be found (DevHub).")
+            raise Refused("amqp:not-found", devhub.hub_not_found(segments[0]))
         if partition is not None and partition not in hub.partitions:
             raise Refused("amqp:not-found", f"DevHub: partition '{partition}' does not exist in '{hub.name}'.")
         link = cls(session, name, handle)
@@ -264,11 +264,10 @@ class ConsumerLink(Link):
                                             f"'/{'/'.join(segments)}'")
         hub = devhub.find_hub(segments[0])
         if hub is None:
-            raise Refused("amqp:not-found", f"The messaging entity '{segments[0]}' could not be found (DevHub).")
+            raise Refused("amqp:not-found", devhub.hub_not_found(segments[0]))
         group = hub.consumer_groups.get(segments[2].lower())
         if group is None:
-            raise Refused("amqp:not-found", f"The messaging entity '{hub.name}/consumergroups/{segments[2]}' "
-                                            "could not be found (DevHub).")
+            raise Refused("amqp:not-found", hub.group_not_found(segments[2]))
         plog = hub.partitions.get(segments[4])
         if plog is None:
             raise Refused("amqp:not-found", f"DevHub: partition '{segments[4]}' does not exist in '{hub.name}'.")

@@ -246,6 +246,12 @@ class Hub:
         }
         self._round_robin = -1
 
+    def group_not_found(self, group: str) -> str:
+        """The service's words for a missing consumer group, and how to create it here."""
+        return (f"The messaging entity '{self.name}/consumergroups/{group}' could not be found. DevHub has the "
+                f"consumer groups {', '.join(self.consumer_groups.values())} (case-insensitive); "
+                f"add one with `processor devhub --consumer-group {group}`.")
+
     def next_round_robin(self) -> str:
         self._round_robin = (self._round_robin + 1) % len(self.partition_ids)
         return self.partition_ids[self._round_robin]

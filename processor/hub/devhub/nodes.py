@@ -46,7 +46,7 @@ def _management(devhub: "DevHub", message_id: Any, props: dict) -> bytes:
     name = _text(props.get("name", ""))
     hub = devhub.find_hub(name)
     if hub is None:
-        return reply(message_id, 404, f"The messaging entity '{name}' could not be found (DevHub).")
+        return reply(message_id, 404, devhub.hub_not_found(name))
     if kind == "com.microsoft:eventhub":
         return reply(message_id, 200, "OK", {
             "name": hub.name,

@@ -140,6 +140,13 @@ class DevHub:
     def find_hub(self, name: str) -> Hub | None:
         return self.hubs.get(name.lower())
 
+    def hub_not_found(self, name: str) -> str:
+        """The service's words for a missing hub, and how to serve it here."""
+        served = [spec.name for spec in self.specs]
+        flags = " ".join(f"--hub {hub}" for hub in served + [name])
+        return (f"The messaging entity '{name}' could not be found. DevHub serves {', '.join(served)}; "
+                f"serve it too with `processor devhub {flags}`.")
+
     def log_of(self, hub: str, partition: str) -> PartitionLog:
         found = self.find_hub(hub)
         if found is None:
