@@ -34,8 +34,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_depth: int = 32
     reorder_window: float = 2.0
-    reorder_max_events: int = 1_000_000
-    reorder_max_bytes: int = 1 << 30
+    reorder_max_events: int = 100_000
+    reorder_max_bytes: int = 128 << 20
+    ingest_cache_objects: int = 50_000
+    ingest_cache_bytes: int = 64 << 20
     eventhub_connection_string: str | None = field(default=None, repr=False)
     eventhub_namespace: str | None = None
     eventhub_name: str = "events"
@@ -193,6 +195,8 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "reorder_window": ("reorder", "window", "PROCESSOR_REORDER_WINDOW", _seconds),
     "reorder_max_events": ("reorder", "max_events", "PROCESSOR_REORDER_MAX_EVENTS", _positive_int),
     "reorder_max_bytes": ("reorder", "max_bytes", "PROCESSOR_REORDER_MAX_BYTES", _positive_int),
+    "ingest_cache_objects": ("ingest", "cache_objects", "PROCESSOR_INGEST_CACHE_OBJECTS", _positive_int),
+    "ingest_cache_bytes": ("ingest", "cache_bytes", "PROCESSOR_INGEST_CACHE_BYTES", _positive_int),
     "eventhub_connection_string": ("eventhub", "connection_string", "PROCESSOR_EVENTHUB_CONNECTION_STRING", _optional_text),
     "eventhub_namespace": ("eventhub", "namespace", "PROCESSOR_EVENTHUB_NAMESPACE", _optional_text),
     "eventhub_name": ("eventhub", "name", "PROCESSOR_EVENTHUB_NAME", _text),

@@ -9,7 +9,7 @@ from typing import Callable
 
 import orjson
 
-from processor.core.fold import ObjectFold, fold_batch, fold_object
+from processor.core.fold import ObjectFold, fold_object
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.reorder import Released
 from processor.stores.base import ProjectionStore, StoreError, utc_now
@@ -35,12 +35,10 @@ class Projector:
         counted: list[tuple[str, str]] = []
         for _ in range(MAX_ROUNDS):
             rows = await self.store.load(list(todo))
-            folds = fold_batch(todo, rows, now)
-            for key, fold in folds.items():
-                if fold.write is not None and not storable(fold.write.row.state):
-                    # Rare: an event made the state unstorable. Fold again without such events, which go to
-                    # the dead letters instead of failing the batch (and the next, forever).
-                    folds[key], bad = fold_skipping_unstorable(todo[key], rows.get(key), now)
+            folds: dict[ObjectKey, ObjectFold] = {}
+            for key, events in todo.items():
+                folds[key], bad = fold_storable(events, rows.get(key), now)
+                if bad:
                     dead_letters = [*dead_letters, *bad]
             writes = [f.write for f in folds.values() if f.write is not None]
             conflicts = await self.store.commit(writes, dead_letters)
@@ -54,6 +52,16 @@ class Projector:
                 return
             todo = {k: todo[k] for k in conflicts}
         raise StoreError(f"compare-and-set kept failing for {len(todo)} objects after {MAX_ROUNDS} rounds")
+
+
+def fold_storable(events: list[Admitted], current: Row | None, now: str) -> tuple[ObjectFold, list[DeadLetter]]:
+    """The fold of one object's events, and none of its dead letters; or, rarely, when an event made the
+    state unstorable, the fold without such events, which become dead letters instead of failing the batch
+    (and the next, forever)."""
+    fold = fold_object(events, current, now)
+    if fold.write is None or storable(fold.write.row.state):
+        return fold, []
+    return fold_skipping_unstorable(events, current, now)
 
 
 def storable(state: dict) -> bool:
