@@ -113,6 +113,24 @@ class MergedState:
                 state[field] = merged
                 self.changed = True
 
+    def join_state(self, state: State, provenance: dict[str, Any], order: Order) -> None:
+        """Join another row's state into this one (two writers' partial folds of one object): each of its
+        latest values competes with the event that set it, its histories are unions."""
+        reducer = self.reducer
+        for field, value in state.items():
+            mark = provenance.get(field, order)
+            if field in reducer.histories:
+                if type(value) is dict:
+                    self.join(order, Contribution(earliest={field: value}))
+                elif type(value) is list:
+                    self.join(order, Contribution(union={field: value}))
+            elif field in reducer.per_key and type(value) is dict:
+                marks = mark if type(mark) is dict else {}
+                for key, item in value.items():
+                    self.join(tuple(marks.get(key, order)), Contribution(latest_per_key={field: {key: item}}))
+            else:
+                self.join(tuple(mark) if type(mark) is not dict else order, Contribution(latest={field: value}))
+
     def provenance_for(self, winner: Order) -> dict[str, Any]:
         """The provenance to store with a row whose own event is `winner`: only what differs from it."""
         out: dict[str, Any] = {}
