@@ -15,6 +15,7 @@ provenance (written before merges existed) is thereby one event's worth of state
 
 from __future__ import annotations
 
+from bisect import insort
 from typing import Any, Callable
 
 Order = tuple[str, str]  # (sequencer, event id)
@@ -54,22 +55,29 @@ class MergedState:
     does not name. `changed` says whether any join changed anything (a fold writes nothing otherwise).
     """
 
-    __slots__ = ("reducer", "state", "marks", "base", "changed")
+    __slots__ = ("reducer", "state", "marks", "base", "changed", "_only")
 
     def __init__(self, reducer: MergeReducer, state: State | None = None, provenance: dict[str, Any] | None = None,
                  base: Order | None = None):
         self.reducer = reducer
         # A private copy, one level deep (joins change at most one level of nesting): a fold that loses a
         # compare-and-set is redone from the stored row, which must stay intact.
-        self.state: State = {k: (dict(v) if type(v) is dict else v) for k, v in (state or {}).items()}
+        self.state: State = {k: (dict(v) if type(v) is dict else list(v) if type(v) is list else v)
+                             for k, v in (state or {}).items()}
         self.marks: dict[str, Any] = {}
         for field, mark in (provenance or {}).items():
             self.marks[field] = {k: tuple(m) for k, m in mark.items()} if type(mark) is dict else tuple(mark)
         self.base = base
         self.changed = False
+        # The one order every value so far came from, while there is one (then provenance is empty); _MIXED
+        # once values come from several events.
+        self._only: Any = base if not self.marks else _MIXED
 
     def join(self, order: Order, c: Contribution) -> None:
         state, marks, base = self.state, self.marks, self.base
+        only = self._only
+        if only is not _MIXED and only != order:
+            self._only = order if only is None else _MIXED
         for field, value in c.latest.items():
             mark = marks.get(field, base) if field in state else None
             if mark is None or order > mark:
@@ -102,16 +110,13 @@ class MergedState:
                     self.changed = True
         for field, values in c.union.items():
             current = state.get(field)
-            merged = list(current) if type(current) is list else []
-            grew = type(current) is not list
-            for value in values:
-                if value not in merged:
-                    merged.append(value)
-                    grew = True
-            if grew:
-                merged.sort(key=natural_order)
-                state[field] = merged
+            if type(current) is not list:
+                current = state[field] = sorted(current if type(current) is list else [], key=natural_order)
                 self.changed = True
+            for value in values:
+                if value not in current:
+                    insort(current, value, key=natural_order)
+                    self.changed = True
 
     def join_state(self, state: State, provenance: dict[str, Any], order: Order) -> None:
         """Join another row's state into this one (two writers' partial folds of one object): each of its
@@ -134,6 +139,8 @@ class MergedState:
     def provenance_for(self, winner: Order) -> dict[str, Any]:
         """The provenance to store with a row whose own event is `winner`: only what differs from it."""
         out: dict[str, Any] = {}
+        if self._only is not _MIXED and self._only in (None, winner):
+            return out  # every value came from the winner itself
         base, marks, reducer = self.base, self.marks, self.reducer
         for field, value in self.state.items():
             if field in reducer.histories:
@@ -153,6 +160,9 @@ class MergedState:
             if mark is not None and type(mark) is tuple and mark != winner:
                 out[field] = list(mark)
         return out
+
+
+_MIXED = object()
 
 
 def natural_order(value: Any) -> tuple:

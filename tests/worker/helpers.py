@@ -66,10 +66,6 @@ async def projection(store_url: str) -> dict[tuple[str, str], dict]:
         await store.close()
 
 
-def winners(rows: dict) -> dict:
-    return {k: (v["event_id"], v["sequencer"], v["etag"]) for k, v in rows.items()}
-
-
 async def until(condition: Callable[[], Awaitable[bool] | bool], timeout: float, what: str, every: float = 0.1) -> None:
     """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 from processor.hub.clients import producer_client
 from processor.sim.traffic import deliver, lifecycle
 from processor.worker.simulate import publish
-from tests.worker.helpers import PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, winners, worker_settings
+from tests.worker.helpers import PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, worker_settings
 from tests.worker.processes import catches
 
 KILLS = 5
@@ -123,7 +123,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_never_moves_an_object
 
     expected = await oracle(messages, tmp_path)
     got = await projection(settings.store_url)
-    assert winners(got) == winners(expected), f"seed {seed}"
+    assert got == expected, f"seed {seed}"  # whole states, not only winners: the fold is order-free
     assert kills >= KILLS
     assert monitor.reads > 20
     assert monitor.backwards == [], f"seed {seed}: {monitor.backwards[:5]}"

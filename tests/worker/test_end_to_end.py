@@ -1,4 +1,4 @@
-"""The worker against the local hub with the real SDK: same winners as file ingest, whatever the partitioning."""
+"""The worker against the local hub with the real SDK: the same projection as file ingest, whatever the partitioning."""
 
 import asyncio
 from dataclasses import replace
@@ -11,13 +11,13 @@ from processor.sim.traffic import deliver, lifecycle
 from processor.stores.sqlite import SqliteStore
 from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
-from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, winners,
+from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until,
                                   worker_settings)
 
 
 @pytest.mark.parametrize("by_subject, backend", [(False, "sqlite"), (True, "sqlite"), (False, "postgres")],
                          ids=["spread-sqlite", "partition-key=subject-sqlite", "spread-postgres"])
-async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_winners(devhub, azurite, tmp_path, request,
+async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_projection(devhub, azurite, tmp_path, request,
                                                                                 by_subject, backend):
     messages = list(deliver(lifecycle(2500, seed=21), seed=22))
     settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
@@ -39,13 +39,9 @@ async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_winners(
 
     expected = await oracle(messages, tmp_path)
     got = await projection(settings.store_url)
-    assert winners(got) == winners(expected)
+    assert got == expected  # whole states: the fold is order-free, whatever the partitioning or timing
     read = sum(w.tally.read for w in done)
     assert read >= len(messages)  # a partition that changed hands may be read twice, never less
-    stale = sum(w.tally.count("stale") for w in done)
-    if by_subject or stale == 0:
-        # One object's events on one partition, in order, within the window: the states agree too.
-        assert got == expected
     assert all(w.partitions == {} for w in done)  # every partition closed on shutdown
 
 
@@ -70,7 +66,7 @@ async def test_replay_rebuilds_the_projection_into_a_fresh_store_without_touchin
     code, out, err = await run_processor(["replay", "--from", "earliest", "--store", f"sqlite:///{rebuilt}"], env, tmp_path)
     assert code == 0, err
     assert b"replay [" in err and b"(100%)" in err  # the progress bar reached the end
-    assert winners(await projection(f"sqlite:///{rebuilt}")) == winners(await projection(settings.store_url))
+    assert await projection(f"sqlite:///{rebuilt}") == await projection(settings.store_url)
     assert await checkpoints.list_checkpoints("127.0.0.1:%d" % devhub.port, "events", "$Default") == before
     await checkpoints.close()
 
