@@ -53,6 +53,7 @@ class Settings:
     checkpoint_every_events: int = 1000
     checkpoint_every_seconds: float = 1.0
     shutdown_timeout: float = 20.0
+    not_found_timeout: float = 300.0
     http_address: str = "0.0.0.0:8080"
     http_allowed_hosts: tuple[str, ...] = ()
     api_token: str | None = field(default=None, repr=False)
@@ -212,6 +213,7 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "checkpoint_every_events": ("checkpoint", "every_events", "PROCESSOR_CHECKPOINT_EVERY_EVENTS", _positive_int),
     "checkpoint_every_seconds": ("checkpoint", "every_seconds", "PROCESSOR_CHECKPOINT_EVERY_SECONDS", _positive_seconds),
     "shutdown_timeout": ("worker", "shutdown_timeout", "PROCESSOR_SHUTDOWN_TIMEOUT", _positive_seconds),
+    "not_found_timeout": ("worker", "not_found_timeout", "PROCESSOR_NOT_FOUND_TIMEOUT", _seconds),
     "http_address": ("http", "address", "PROCESSOR_HTTP_ADDRESS", _http_address),
     "http_allowed_hosts": ("http", "allowed_hosts", "PROCESSOR_HTTP_ALLOWED_HOSTS", _host_names),
     "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),

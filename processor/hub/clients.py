@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from azure.eventhub.aio import CheckpointStore, EventHubConsumerClient, EventHubProducerClient
+from azure.eventhub.exceptions import EventHubError
 
 from processor.config import ConfigError, Settings
 from processor.events.timefmt import normalize_time
@@ -87,3 +88,54 @@ def producer_client(settings: Settings) -> EventHubProducerClient:
 
     return EventHubProducerClient(fully_qualified_namespace=settings.eventhub_namespace,
                                   credential=DefaultAzureCredential(), **kwargs)
+
+
+# --- what an Event Hubs error means to whoever runs the command --------------------------------------------
+
+
+def not_found(exc: BaseException) -> bool:
+    """The service's 404 (`amqp:not-found`): the hub, or its consumer group, does not exist. The SDK retries it
+    as it retries everything; retrying cannot create it."""
+    return isinstance(exc, EventHubError) and exc.error == "not-found"
+
+
+def _local(settings: Settings) -> bool:
+    conn = settings.eventhub_connection_string
+    return bool(conn) and _conn_parts(conn).get("usedevelopmentemulator", "").lower() == "true"
+
+
+def _namespace_name(settings: Settings) -> str:
+    host = namespace(settings).partition(":")[0]
+    return host.split(".")[0] if host.endswith(".servicebus.windows.net") else "NS"
+
+
+def missing_hub(settings: Settings) -> str:
+    """One line: the hub does not exist, what names it, how to create it."""
+    hub = hub_name(settings)
+    how = (f"processor devhub --hub {hub}" if _local(settings) else
+           f"az eventhubs eventhub create --resource-group RG --namespace-name {_namespace_name(settings)} --name {hub}")
+    return (f"the event hub {hub!r} does not exist in {namespace(settings)}: check PROCESSOR_EVENTHUB_NAME (or the "
+            f"connection string's EntityPath), or create it: `{how}`")
+
+
+def missing_consumer_group(settings: Settings, group: str) -> str:
+    """One line: the consumer group does not exist on the hub, and how to create it."""
+    hub = hub_name(settings)
+    how = (f"az eventhubs eventhub consumer-group create --resource-group RG --namespace-name "
+           f"{_namespace_name(settings)} --eventhub-name {hub} --name {group}")
+    local = f" (the local hub: `processor devhub --consumer-group {group}`)" if _local(settings) else ""
+    return (f"the consumer group {group!r} does not exist on event hub {hub!r} in {namespace(settings)}: "
+            f"create it with `{how}`{local}")
+
+
+def unreachable(settings: Settings, exc: BaseException) -> str:
+    """One line for any other failure to talk to the hub: the SDK's messages run over several lines."""
+    text = (getattr(exc, "message", None) or str(exc)).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return f"cannot reach the event hub {hub_name(settings)!r} at {namespace(settings)}: {first}"
+
+
+def hub_problem(settings: Settings, exc: BaseException) -> str:
+    """What a failed management request (partition ids, properties) means: these name no consumer group, so a
+    not-found is the hub's."""
+    return missing_hub(settings) if not_found(exc) else unreachable(settings, exc)

@@ -7,7 +7,8 @@ checkpoint still follows the commit.
 
 Protocol on stdout, frames of a 4-byte big-endian length + a msgpack array:
     ["open", pid]   ["close", pid, lost]   ["batch", pid, last_enqueued, [[seq, offset, body, kind, t, section], ...]]
-    ["error", text]
+    ["error", text, missing, pid]   missing: None, or "hub" / "consumer group" when the service said it does not
+                                    exist; pid: the partition whose receiver failed, None for load balancing
 On stdin the parent writes "stop\\n" for a graceful stop (close the client, releasing ownership); end of file
 means the parent is gone, and the feeder exits at once, as a crash would, without releasing anything.
 """
@@ -75,7 +76,7 @@ def message_body(event: Any) -> tuple[bytes, str | None]:
 
 async def feed(settings: Settings, group: str) -> int:
     from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
-    from processor.hub.clients import consumer_client, starting_position
+    from processor.hub.clients import consumer_client, not_found, starting_position
 
     loop = asyncio.get_running_loop()
     out = os.fdopen(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
@@ -114,7 +115,10 @@ async def feed(settings: Settings, group: str) -> int:
 
     async def on_error(context: Any, error: Exception) -> None:
         where = f"partition {context.partition_id}" if context is not None else "load balancing"
-        await send(["error", f"{where}: {error!r}"])
+        # Load balancing asks the hub for its partitions: its not-found is the hub's. A partition's receiver names
+        # the consumer group as well, and is only started once the hub has answered: its not-found is the group's.
+        missing = ("consumer group" if context is not None else "hub") if not_found(error) else None
+        await send(["error", f"{where}: {error!r}", missing, context.partition_id if context is not None else None])
 
     receiving = asyncio.create_task(client.receive_batch(
         on_batch, max_batch_size=settings.prefetch, prefetch=settings.prefetch,
@@ -128,7 +132,7 @@ async def feed(settings: Settings, group: str) -> int:
     if command in done and command.result() != b"stop\n":
         os._exit(3)  # the parent died: behave as a crash, release nothing
     if receiving in done and receiving.exception() is not None:
-        await send(["error", f"receiving stopped: {receiving.exception()!r}"])
+        await send(["error", f"receiving stopped: {receiving.exception()!r}", None, None])
         return 1
     await client.close()  # releases ownership; the parent has committed and checkpointed already
     await close_checkpoint_store(checkpoints)
@@ -144,6 +148,9 @@ def main() -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
+    # The SDK warns of each error on every retry (every load-balancing round, per partition); each also goes to
+    # on_error, and the worker reports a run of them once, or, for a missing hub, at a steady pace.
+    logging.getLogger("azure.eventhub.aio._eventprocessor.event_processor").setLevel(logging.ERROR)
     return asyncio.run(feed(settings, group))
 
 

@@ -21,10 +21,13 @@ import msgspec
 
 from processor.config import Settings
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
-from processor.hub.clients import consumer_client, hub_name, namespace
+from processor.hub.clients import consumer_client, hub_name, missing_consumer_group, missing_hub, namespace
 from processor.hub.feeder import ENV as FEEDER_ENV, settings_to_env
 from processor.stores.base import ProjectionStore, open_store
+from processor.worker.missing import HubNotFound, Missing
 from processor.worker.worker import Streak, Worker
+
+__all__ = ["HubNotFound", "WorkerOptions", "run_worker"]
 
 log = logging.getLogger(__name__)
 FEEDER_STOP_TIMEOUT = 10.0
@@ -36,6 +39,7 @@ class WorkerOptions:
 
     consumer_group: str | None = None
     stall_check_interval: float = 30.0
+    not_found_report_interval: float = 60.0  # the ERROR while the hub or consumer group is missing, repeated
     owner_id_hint: str = ""
     on_started: Callable[[Worker], Awaitable[None] | None] | None = None
     store: ProjectionStore | None = None  # an open store to use instead of opening settings.store_url
@@ -55,6 +59,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     client = consumer_client(settings, consumer_group=group)
     worker.client = client
     receive_errors = Streak("receiving")
+    # An attach the service refuses takes the SDK a few seconds of its own retries: a partition open for longer
+    # than this without a not-found has found its consumer group.
+    missing = Missing(settings.not_found_timeout, quiet=max(30.0, 3 * settings.load_balancing_interval),
+                      report_every=options.not_found_report_interval)
+    missing_seen = asyncio.Event()
     feeder = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "processor.hub.feeder", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, FEEDER_ENV: settings_to_env(settings, group)},
@@ -75,11 +84,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
                     break
                 kind = frame[0]
                 if kind == "batch":
+                    if missing.active:
+                        missing.received()
+                        worker.consumer_alive = True
                     await worker.receive(frame[1], frame[3], frame[2])
                 elif kind == "open":
+                    missing.opened(frame[1], time.monotonic())
                     worker.open_partition(frame[1])
                 elif kind == "close":
+                    missing.closed(frame[1])
                     worker.close_partition(frame[1], lost=frame[2])
+                elif kind == "error" and frame[2] is not None:
+                    line = missing_hub(settings) if frame[2] == "hub" else missing_consumer_group(settings, group)
+                    missing.failed(line, frame[3], time.monotonic())
+                    worker.consumer_alive = False  # unready: nothing can be consumed until someone creates it
+                    missing_seen.set()
                 elif kind == "error":
                     receive_errors.failed(RuntimeError(frame[1]))
         finally:
@@ -110,9 +129,28 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
                 elif received >= 0:
                     receive_errors.succeeded()
 
+    async def watch_missing() -> None:
+        """While the hub or consumer group is missing: unready, an ERROR now and then, HubNotFound at the timeout."""
+        while True:
+            await missing_seen.wait()
+            now = time.monotonic()
+            if missing.settled(now):
+                log.warning("a partition has stayed open for %.0fs: what was missing exists now; ready again",
+                            missing.quiet)
+                worker.consumer_alive = True
+            if not missing.active:
+                missing_seen.clear()
+                continue
+            missing.check(now)
+            if missing.report_due(now):
+                log.error("%s; not ready, retrying; exits in %.0fs (PROCESSOR_NOT_FOUND_TIMEOUT) unless it appears",
+                          missing.line, missing.remaining(now))
+            await asyncio.sleep(min(1.0, max(0.01, missing.remaining(now)), missing.report_every))
+
     tasks = [asyncio.create_task(consume(), name="consume"), asyncio.create_task(worker.run(), name="apply"),
              asyncio.create_task(watch_stalls(), name="stalls"),
-             asyncio.create_task(worker.run_checkpoints(), name="checkpoints")]
+             asyncio.create_task(worker.run_checkpoints(), name="checkpoints"),
+             asyncio.create_task(watch_missing(), name="missing")]
     try:
         if options.on_started:
             maybe = options.on_started(worker)
@@ -133,6 +171,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
         # object are safe, the store's compare-and-set makes the later one fold again from the other's row.
         tasks[2].cancel()
         tasks[3].cancel()  # the shutdown writes the last checkpoints itself
+        tasks[4].cancel()
         await worker.shutdown(settings.shutdown_timeout)
         tasks[1].cancel()
         with suppress(Exception):

@@ -23,6 +23,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from processor.worker.app import WorkerOptions, run_worker
+    from processor.worker.missing import HubNotFound
 
     settings = _settings(args)
     warn_if_any_source(settings)
@@ -34,6 +35,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = WorkerOptions(on_started=_http_starter(settings, args, servers))
         try:
             await run_worker(settings, stop, options)
+        except HubNotFound as exc:
+            print(f"processor: {exc} (gave up after {settings.not_found_timeout:g}s: PROCESSOR_NOT_FOUND_TIMEOUT)",
+                  file=sys.stderr)
+            return 1
         finally:
             for server in servers:
                 await server.close()
@@ -55,16 +60,21 @@ def _http_starter(settings: Settings, args: argparse.Namespace, servers: list[An
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    import signal
     from dataclasses import replace
 
+    from azure.eventhub.exceptions import EventHubError
+
+    from processor.hub.clients import consumer_client, hub_problem
     from processor.stores.base import open_store
     from processor.worker.app import WorkerOptions, run_worker
-    from processor.hub.clients import consumer_client
+    from processor.worker.missing import HubNotFound
 
     position = args.from_
-    # In-memory checkpoints: a replay reads everything once and must leave the live ones alone.
+    # In-memory checkpoints: a replay reads everything once and must leave the live ones alone. A missing hub or
+    # consumer group fails it at the first not-found: a one-shot job has nobody waiting for it to appear.
     settings = replace(_settings(args, starting_position=position), checkpoint_url="memory",
-                       checkpoint_connection_string=None, checkpoint_account_url=None)
+                       checkpoint_connection_string=None, checkpoint_account_url=None, not_found_timeout=0.0)
     warn_if_any_source(settings)
 
     async def main() -> int:
@@ -73,19 +83,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             counts = await store.counts()
             if counts["objects"] and not args.force:
-                print(f"processor: the store {settings.store_url} already holds {counts['objects']} objects; "
-                      "replay rebuilds into a fresh store (or pass --force to fold into this one)", file=sys.stderr)
+                # Not the URL: it may hold a password.
+                print(f"processor: the store already holds {counts['objects']} objects; replay rebuilds into a "
+                      "fresh store (or pass --force to fold into this one)", file=sys.stderr)
                 return 1
-            client = consumer_client(settings, consumer_group=args.consumer_group)
-            async with client:
-                targets = {}
-                for pid in await client.get_partition_ids():
-                    p = await client.get_partition_properties(pid)
-                    if not p["is_empty"]:
-                        targets[pid] = p["last_enqueued_sequence_number"]
+            try:
+                async with consumer_client(settings, consumer_group=args.consumer_group) as client:
+                    targets = {}
+                    for pid in await client.get_partition_ids():
+                        p = await client.get_partition_properties(pid)
+                        if not p["is_empty"]:
+                            targets[pid] = p["last_enqueued_sequence_number"]
+            except EventHubError as exc:
+                print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
+                return 1
             total = sum(targets.values()) + len(targets)
             stop = asyncio.Event()
-            signals.attach(stop)
+            signals_seen = signals.attach(stop)
+            progress = {"done": 0, "complete": False}
 
             async def watch(worker: Any) -> None:
                 async def loop() -> None:
@@ -94,9 +109,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         for pid, state in worker.partitions.items():
                             if state.progress.safe is not None:
                                 seen[pid] = state.progress.safe[0]
-                        done = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
-                        _progress_bar(done, total)
+                        progress["done"] = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
+                        _progress_bar(progress["done"], total)
                         if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
+                            progress["complete"] = True
                             stop.set()
                             break
                         await asyncio.sleep(0.25)
@@ -104,8 +120,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 asyncio.create_task(loop())
 
             options = WorkerOptions(consumer_group=args.consumer_group, store=store, on_started=watch)
-            worker = await run_worker(settings, stop, options)
+            try:
+                worker = await run_worker(settings, stop, options)
+            except HubNotFound as exc:
+                print(file=sys.stderr)  # below the progress bar
+                print(f"processor: replay: {exc}", file=sys.stderr)
+                return 1
             print(file=sys.stderr)
+            if not progress["complete"]:
+                received = signals_seen.received or signal.SIGINT
+                print(f"processor: replay stopped by {signal.Signals(received).name} at {progress['done']}/{total} "
+                      "messages: the projection it wrote is not complete (replay again into a fresh store)",
+                      file=sys.stderr)
+                return 128 + received
             _out(worker.tally.summary())
             return 0
         finally:
@@ -162,11 +189,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def main() -> int:
-        checkpoints = await open_checkpoint_store(settings)
+        from azure.core.exceptions import AzureError
+        from azure.eventhub.exceptions import EventHubError
+
+        from processor.hub.clients import hub_problem
+
+        checkpoints = None
         try:
+            checkpoints = await open_checkpoint_store(settings)
             rows = await partition_status(settings, checkpoints, args.consumer_group)
+        except EventHubError as exc:
+            print(f"processor: status: {hub_problem(settings, exc)}", file=sys.stderr)
+            return 1
+        except AzureError as exc:  # the blob checkpoint store; its messages run over several lines too
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            print(f"processor: status: cannot read the checkpoints: {first}", file=sys.stderr)
+            return 1
         finally:
-            await close_checkpoint_store(checkpoints)
+            if checkpoints is not None:
+                await close_checkpoint_store(checkpoints)
         if args.json:
             _out(rows)
             return 0
