@@ -59,9 +59,10 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
+    catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
 
     def catalog(self) -> Catalog:
-        return build_catalog(self.catalog_types)
+        return build_catalog(self.catalog_types, reducers=self.catalog_reducers)
 
     def checkpoint_kind(self) -> str:
         return "blob" if (self.checkpoint_connection_string or self.checkpoint_account_url) else "sqlite"
@@ -246,7 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
     _warn_near_misses(env)
     values["sources_configured"] = "allowed_sources" in values
     settings = replace(Settings(), **values)
-    build_catalog(settings.catalog_types, origin=str(file))
+    build_catalog(settings.catalog_types, origin=str(file), reducers=settings.catalog_reducers)
     if settings.eventhub_connection_string and settings.eventhub_namespace:
         raise ConfigError(
             "PROCESSOR_EVENTHUB_NAMESPACE: set either it (with Azure AD credentials) "
@@ -306,9 +307,11 @@ def _warn_near_misses(env: Mapping[str, str]) -> None:
                 log.warning("%s is not a setting of the processor; did you mean %s?", name, close[0])
 
 
-def build_catalog(specs: tuple[Mapping[str, Any], ...], origin: str = "config") -> Catalog:
+def build_catalog(specs: tuple[Mapping[str, Any], ...], origin: str = "config",
+                  reducers: tuple[Mapping[str, Any], ...] = ()) -> Catalog:
     try:
-        return Catalog.from_specs([dict(s) for s in specs], f"{origin} [[catalog.types]]", base=Catalog.default())
+        return Catalog.from_specs([dict(s) for s in specs], f"{origin} [[catalog.types]]", base=Catalog.default(),
+                                  reducers=[dict(r) for r in reducers])
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -334,10 +337,13 @@ def _from_file(file: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for section, table in doc.items():
         if section == "catalog":
-            types = table.get("types", []) if isinstance(table, dict) else None
-            if not isinstance(types, list):
-                raise ConfigError(f"{file} [catalog]: 'types' must be an array of tables ([[catalog.types]])")
-            values["catalog_types"] = tuple(types)
+            if not isinstance(table, dict) or set(table) - {"types", "reducers"}:
+                raise ConfigError(f"{file} [catalog]: holds only [[catalog.types]] and [[catalog.reducers]]")
+            for key, attr in (("types", "catalog_types"), ("reducers", "catalog_reducers")):
+                items = table.get(key, [])
+                if not isinstance(items, list):
+                    raise ConfigError(f"{file} [catalog]: '{key}' must be an array of tables ([[catalog.{key}]])")
+                values[attr] = tuple(items)
             continue
         if not isinstance(table, dict):
             raise ConfigError(f"{file}: '{section}' must be a table")

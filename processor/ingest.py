@@ -14,8 +14,8 @@ from typing import BinaryIO, Iterable, Iterator
 from processor.config import Settings
 from processor.core.cache import StateCache
 from processor.core.intake import Intake
+from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
-from processor.events.catalog import Catalog
 from processor.events.envelope import DecodeLimits
 from processor.projector import fold_storable
 from processor.stores.base import ProjectionStore, StoreError, utc_now
@@ -51,7 +51,7 @@ async def ingest(lines: Iterable[tuple[str, bytes]], settings: Settings, store: 
                  fold_batch: int = FOLD_BATCH) -> Tally:
     intake = make_intake(settings)
     cache = StateCache(settings.ingest_cache_objects, settings.ingest_cache_bytes)
-    streaming = _Streaming(store, intake.catalog, cache, fold_batch)
+    streaming = _Streaming(store, intake, cache, fold_batch)
     # Cached rows are long-lived and hold no reference cycles: out of the cyclic collector's sight, it does
     # not rescan them at every collection (measured: ingest 2-3x faster). Refcounting still frees them.
     gc.freeze()
@@ -72,10 +72,10 @@ async def ingest(lines: Iterable[tuple[str, bytes]], settings: Settings, store: 
 class _Streaming:
     """Events in batches -> cached rows -> store writes when the cache is full and at the end."""
 
-    def __init__(self, store: ProjectionStore, catalog: Catalog, cache: StateCache, fold_batch: int):
+    def __init__(self, store: ProjectionStore, intake: Intake, cache: StateCache, fold_batch: int):
         self.store = store
+        self.intake = intake
         self.fold_batch = fold_batch
-        self.catalog = catalog
         self.cache = cache
         self.tally = Tally()
         self._batch: dict[ObjectKey, list[Admitted]] = {}
@@ -139,6 +139,6 @@ class _Streaming:
             cache.rebase(await self.store.load(list(conflicts)), self._reducer_of, utc_now())
         raise StoreError(f"compare-and-set kept failing for {cache.dirty} objects after {MAX_REBASES} rounds")
 
-    def _reducer_of(self, row: Row) -> str:
-        entry = self.catalog.by_type.get(row.event_type)
-        return entry.reducer if entry is not None else "replace"
+    def _reducer_of(self, row: Row) -> MergeReducer:
+        entry = self.intake.catalog.by_type.get(row.event_type)
+        return self.intake.reducers[entry.reducer if entry is not None else "replace"]

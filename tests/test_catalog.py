@@ -1,5 +1,6 @@
 """The default catalog: each type and subject form names its object and sequencer; users add their own."""
 
+import orjson
 import pytest
 
 from processor.core.intake import Intake
@@ -113,7 +114,7 @@ def test_users_add_types_through_catalog_entries():
     }], "test", base=Catalog.default())
     [ev], _, _ = admit(eg("Contoso.Orders.OrderShipped", "orders/o1/shipments/s1", {"revision": 12, "hash": "h"}),
                        catalog=catalog)
-    assert (ev.key[1], ev.sequencer, ev.etag, ev.reducer) == ("orders/o1", version_key(12), "h", "merge")
+    assert (ev.key[1], ev.sequencer, ev.etag, ev.reducer.name) == ("orders/o1", version_key(12), "h", "merge")
     assert catalog.entry(f"{ML}.RunCompleted") is not None  # the defaults stay
 
 
@@ -128,3 +129,74 @@ def test_users_add_types_through_catalog_entries():
 def test_bad_catalog_entries_are_refused_with_the_field_named(spec, message):
     with pytest.raises(CatalogError, match=message.replace("{", r"\{").replace("}", r"\}")):
         Catalog.from_specs([spec], "cfg")
+
+
+JOB_TYPE = {"types": ["Contoso.Job.Changed"], "subjects": ["jobs/{Job}"], "object": "jobs/{Job}",
+            "sequencer": "data.rev", "order": "version", "reducer": "job"}
+JOB_REDUCER = {"name": "job", "latest": {"status": "data.status", "owner": "data.owner.name", "at": "time"},
+               "latest_per_key": {"labels": "data.labels"}, "earliest": {"reached": "data.status"},
+               "union": {"revisions": "data.rev"}}
+
+
+def job(rev, status=None, **data):
+    return eg("Contoso.Job.Changed", "jobs/j1", {"rev": rev, **({"status": status} if status else {}), **data},
+              time=f"2026-01-01T00:00:0{rev}Z", id=f"j{rev}")
+
+
+def test_a_users_reducer_is_a_merge_of_the_declared_fields_whatever_the_order():
+    from itertools import permutations
+
+    from processor.core.fold import fold_object
+
+    catalog = Catalog.from_specs([JOB_TYPE], "test", base=Catalog.default(), reducers=[JOB_REDUCER])
+    events = [job(1, "Queued", owner={"name": "ann"}, labels={"a": "1"}), job(2, "Running", labels={"b": "2"}),
+              job(3, labels={"a": "3"})]
+    states = set()
+    for order in permutations(events):
+        row = None
+        for event in order:  # one fold per arrival, each from the row the last one wrote
+            fold = fold_object(admit(event, catalog=catalog)[0], row, "now")
+            row = fold.write.row if fold.write is not None else row
+        states.add(orjson.dumps(row.state, option=orjson.OPT_SORT_KEYS))
+    [state] = [orjson.loads(s) for s in states]
+    assert state == {"status": "Running", "owner": "ann", "at": "2026-01-01T00:00:03.000000000Z",
+                     "labels": {"a": "3", "b": "2"}, "revisions": [1, 2, 3],
+                     "reached": {"Queued": "2026-01-01T00:00:01.000000000Z", "Running": "2026-01-01T00:00:02.000000000Z"}}
+
+
+@pytest.mark.parametrize("reducer, message", [
+    ({**JOB_REDUCER, "python": "mod:func"}, "reducer 'job'.*unknown key 'python'"),
+    ({**JOB_REDUCER, "latest": {"status": "body.status"}}, "reducer 'job'.*latest.status"),
+    ({**JOB_REDUCER, "union": {"status": "data.other"}}, "reducer 'job'.*'status' is declared twice"),
+    ({"name": "job"}, "reducer 'job'.*declares no field"),
+    ({**JOB_REDUCER, "name": "merge"}, "reducer 'merge'.*built-in"),
+    ({**JOB_REDUCER, "name": "jo b"}, "'name' must be a plain name"),
+])
+def test_a_users_reducer_that_is_not_built_from_merges_is_refused_naming_it(reducer, message):
+    with pytest.raises(CatalogError, match=message):
+        Catalog.from_specs([JOB_TYPE], "cfg", base=Catalog.default(), reducers=[reducer])
+
+
+def test_a_type_naming_an_undeclared_reducer_is_refused():
+    with pytest.raises(CatalogError, match="'reducer' must be one of .*got 'job'"):
+        Catalog.from_specs([JOB_TYPE], "cfg", base=Catalog.default())
+
+
+def test_the_catalogs_reducer_names_are_the_built_in_reducers():
+    from processor.core.reducers import REDUCERS
+    from processor.events.catalog import REDUCER_NAMES
+
+    assert REDUCER_NAMES == frozenset(REDUCERS)
+
+
+def test_reducers_come_from_the_config_file(tmp_path):
+    from processor.config import ConfigError, load_settings
+
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[[catalog.types]]\ntypes = ["Contoso.Job.Changed"]\nsubjects = ["jobs/{Job}"]\n'
+                   'object = "jobs/{Job}"\nsequencer = "data.rev"\nreducer = "job"\n\n'
+                   '[[catalog.reducers]]\nname = "job"\nlatest = { status = "data.status" }\n')
+    assert "job" in load_settings(env={}, path=cfg).catalog().reducers
+    cfg.write_text(cfg.read_text().replace("latest =", "sum ="))
+    with pytest.raises(ConfigError, match="reducer 'job'.*unknown key 'sum'"):
+        load_settings(env={}, path=cfg)

@@ -15,9 +15,8 @@ from collections import OrderedDict
 from typing import Callable, Collection, Iterable
 
 from processor.core.fold import ObjectFold, fold_object
-from processor.core.merge import MergedState
+from processor.core.merge import MergedState, MergeReducer
 from processor.core.model import Admitted, ObjectKey, Row, Write
-from processor.core.reducers import REDUCERS
 
 # What a cached row costs beside its largest event's body: the Row, its dicts, the cache's own entry.
 ENTRY_OVERHEAD = 600
@@ -105,14 +104,14 @@ class StateCache:
                 entry.dirty = False
                 self._dirty -= 1
 
-    def rebase(self, stored: dict[ObjectKey, Row], reducer_of: Callable[[Row], str], now: str) -> None:
+    def rebase(self, stored: dict[ObjectKey, Row], reducer_of: Callable[[Row], MergeReducer], now: str) -> None:
         """Another writer changed these rows since they were loaded: join the cached state into theirs."""
         for key, theirs in stored.items():
             entry = self._entries.get(key)
             if entry is None or entry.row is None:
                 continue
             ours = entry.row
-            merged = MergedState(REDUCERS[reducer_of(ours)], theirs.state, theirs.provenance, theirs.order)
+            merged = MergedState(reducer_of(ours), theirs.state, theirs.provenance, theirs.order)
             merged.join_state(ours.state, ours.provenance, ours.order)
             winner = ours if ours.order > theirs.order else theirs
             entry.row = Row(theirs.source, theirs.object, winner.event_type, winner.event_id, winner.sequencer,

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from processor.core.merge import MergedState
 from processor.core.model import Admitted, ObjectKey, Row, Write
-from processor.core.reducers import REDUCERS
 
 
 @dataclass(slots=True)
@@ -37,10 +36,10 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
         events = sorted(events, key=_order)
     if current is not None:
         order, event_id, etag, etype = current.order, current.event_id, current.etag, current.event_type
-        merged = MergedState(REDUCERS[events[-1].reducer], current.state, current.provenance, current.order)
+        merged = MergedState(events[-1].reducer, current.state, current.provenance, current.order)
     else:
         order = event_id = etag = etype = None
-        merged = MergedState(REDUCERS[events[-1].reducer])
+        merged = MergedState(events[-1].reducer)
     winner_changed = False
     for ev in events:
         ev_type, ev_order = ev.event.type, ev.order
@@ -57,7 +56,7 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
         else:
             outcome = "applied"
         outcomes.append((outcome, ev_type))
-        merged.join(ev_order, REDUCERS[ev.reducer].contribute(ev))
+        merged.join(ev_order, ev.reducer.contribute(ev))
         if order is None or ev_order > order:
             order, event_id, etag, etype = ev_order, ev_order[1], ev.etag, ev_type
             winner_changed = True

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Iterable
 
 from processor.core.model import Admitted, DeadLetter, Tally
+from processor.core.reducers import reducer_table
 from processor.events.catalog import Catalog
 from processor.events.envelope import DecodeLimits, Malformed, decode_body
 
@@ -40,6 +41,7 @@ class Intake:
     def __init__(self, catalog: Catalog, allowed_sources: Iterable[str] = (), limits: DecodeLimits = DecodeLimits(),
                  keep_body_bytes: int = 4096):
         self.catalog = catalog
+        self.reducers = reducer_table(catalog.reducers)
         self.allowed = frozenset(normalize_source(s) for s in allowed_sources if s.strip())
         self.limits = limits
         self.keep_body_bytes = keep_body_bytes
@@ -83,7 +85,7 @@ class Intake:
         # JSON can carry NUL (\u0000) in strings; PostgreSQL text cannot. Identity fields holding one would be
         # stored differently by the two stores, so such events are dead-lettered in every store alike.
         nul_possible = b"\\u0000" in body
-        catalog, allowed, sources = self.catalog, self.allowed, self._sources
+        catalog, allowed, sources, reducers = self.catalog, self.allowed, self._sources, self.reducers
         for event in decoded.events:
             entry = catalog.by_type.get(event.type)
             if len(event.source) > MAX_FIELD or len(event.id) > MAX_FIELD or (
@@ -117,7 +119,8 @@ class Intake:
                 bad.append(Malformed(f"object key longer than {MAX_KEY_BYTES} bytes", event.id))
                 tally.add("dead_lettered", event.type)
                 continue
-            admitted.append(Admitted((source, obj), sequencer, etag, time, event, entry.reducer, size, origin))
+            admitted.append(Admitted((source, obj), sequencer, etag, time, event, reducers[entry.reducer], size,
+                                     origin))
         return admitted, [self._dead(bad, body, label)] if bad else []
 
     def _dead(self, malformed: list[Malformed], body: bytes, label: str) -> DeadLetter:

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.core.merge import MergeReducer
 from processor.events.envelope import Event
 
 ObjectKey = tuple[str, str]  # (source lowercased, object)
@@ -24,7 +25,7 @@ class Admitted:
     __slots__ = ("key", "order", "etag", "time", "event", "reducer", "size", "origin", "token")
 
     def __init__(self, key: ObjectKey, sequencer: str, etag: str | None, time: str, event: Event,
-                 reducer: str, size: int, origin: Any = None):
+                 reducer: MergeReducer, size: int, origin: Any = None):
         self.key = key
         self.order = (sequencer, event.id)  # ties on the sequencer go to the larger event id
         self.etag = etag

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from processor.core.merge import Contribution, MergeReducer
 from processor.core.model import Admitted
 
@@ -137,3 +139,62 @@ REDUCERS: dict[str, MergeReducer] = {
     "replace": MergeReducer("replace", replace),
     "merge": MergeReducer("merge", merge, per_key=frozenset({"data"})),
 }
+
+
+_MISSING = object()
+
+
+def _path_reader(path: str) -> Any:
+    """A function event -> the value at `path`, or _MISSING where the event does not carry it."""
+    if path == "time":
+        return lambda ev: ev.time
+    if path == "type":
+        return lambda ev: ev.event.type
+    if path == "subject":
+        return lambda ev: ev.event.subject
+    if path == "id":
+        return lambda ev: ev.event.id
+    if path == "data":
+        return lambda ev: ev.event.data
+    steps = path.split(".")[1:]
+
+    def read(ev: Admitted) -> Any:
+        value: Any = ev.event.data
+        for step in steps:
+            if type(value) is not dict or step not in value:
+                return _MISSING
+            value = value[step]
+        return value
+
+    return read
+
+
+def declared(name: str, kinds: dict[str, dict[str, str]]) -> MergeReducer:
+    """A user's reducer from its catalog declaration (checked by the catalog): a merge by construction."""
+    readers = {kind: [(field, _path_reader(path)) for field, path in table.items()] for kind, table in kinds.items()}
+    latest, per_key = readers.get("latest", []), readers.get("latest_per_key", [])
+    earliest, union = readers.get("earliest", []), readers.get("union", [])
+
+    def contribute(ev: Admitted) -> Contribution:
+        c = Contribution()
+        for field, read in latest:
+            if (value := read(ev)) is not _MISSING:
+                c.latest[field] = value
+        for field, read in per_key:
+            if type(value := read(ev)) is dict:
+                c.latest_per_key[field] = value
+        for field, read in earliest:
+            if (value := read(ev)) is not _MISSING and value is not None:
+                c.earliest[field] = {value if type(value) is str else orjson.dumps(value).decode(): ev.time}
+        for field, read in union:
+            if (value := read(ev)) is not _MISSING:
+                c.union[field] = value if type(value) is list else [value]
+        return c
+
+    return MergeReducer(name, contribute, per_key=frozenset(f for f, _ in per_key),
+                        histories=frozenset(f for f, _ in earliest + union))
+
+
+def reducer_table(declarations: dict[str, dict[str, dict[str, str]]]) -> dict[str, MergeReducer]:
+    """The built-in reducers and the user's, by name."""
+    return {**REDUCERS, **{name: declared(name, kinds) for name, kinds in declarations.items()}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from importlib import resources
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 from processor.events.envelope import Event, Malformed
 from processor.events.sequencer import InvalidSequencer, string_key, time_key, version_key
@@ -17,7 +17,11 @@ from processor.events.timefmt import InvalidTime
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ORDERS: dict[str, Callable[[object], str]] = {"string": string_key, "version": version_key}
+# The built-in reducers (processor.core.reducers defines them; a test checks the two lists agree).
 REDUCER_NAMES = frozenset({"run", "model", "endpoint", "datadrift", "blob", "replace", "merge"})
+# What a user's reducer is built from: each a table of state field -> where in the event its value is.
+REDUCER_KINDS = ("latest", "latest_per_key", "earliest", "union")
+_EVENT_PATHS = ("time", "type", "subject", "id", "data")
 
 
 class CatalogError(ValueError):
@@ -31,10 +35,44 @@ class Identity(NamedTuple):
     time: str  # normalised event time, kept for reducers
 
 
+def reducer_spec(spec: Any, where: str) -> tuple[str, dict[str, dict[str, str]]]:
+    """A user's reducer, checked: (name, {kind: {field: event path}}). Every reducer must be a merge, so it can
+    only be made of the merge building blocks; anything else is refused naming the reducer."""
+    if not isinstance(spec, dict):
+        raise CatalogError(f"{where}: a reducer must be a table")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise CatalogError(f"{where}: 'name' must be a plain name, got {name!r}")
+    where = f"{where} (reducer {name!r})"
+    if name in REDUCER_NAMES:
+        raise CatalogError(f"{where}: that is a built-in reducer's name")
+    unknown = sorted(set(spec) - {"name", *REDUCER_KINDS})
+    if unknown:
+        raise CatalogError(f"{where}: unknown key {unknown[0]!r}; a reducer is a merge built from "
+                           f"{', '.join(REDUCER_KINDS)} (each a table of state field = event path)")
+    kinds: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+    for kind in REDUCER_KINDS:
+        table = spec.get(kind, {})
+        if not isinstance(table, dict):
+            raise CatalogError(f"{where}: '{kind}' must be a table of state field = event path")
+        for field, path in table.items():
+            if not isinstance(path, str) or not (path in _EVENT_PATHS or (path.startswith("data.") and len(path) > 5)):
+                raise CatalogError(f"{where}: {kind}.{field} must be one of {', '.join(_EVENT_PATHS)} or "
+                                   f"data.<field>[.<field>...], got {path!r}")
+            if field in seen:
+                raise CatalogError(f"{where}: state field {field!r} is declared twice")
+            seen.add(field)
+        kinds[kind] = dict(table)
+    if not seen:
+        raise CatalogError(f"{where}: declares no field")
+    return name, kinds
+
+
 class Entry:
     __slots__ = ("types", "patterns", "object", "sequencer_field", "order", "etag_fields", "reducer", "_cache")
 
-    def __init__(self, spec: dict[str, Any], where: str):
+    def __init__(self, spec: dict[str, Any], where: str, reducers: frozenset[str] = REDUCER_NAMES):
         def need(key: str, kind: type) -> Any:
             value = spec.get(key)
             if not isinstance(value, kind) or not value:
@@ -67,8 +105,9 @@ class Entry:
             raise CatalogError(f"{where}: 'etag' must be a list of \"data.<field>\" names")
         self.etag_fields = tuple(e[5:] for e in etag)
         self.reducer: str = need("reducer", str)
-        if self.reducer not in REDUCER_NAMES:
-            raise CatalogError(f"{where}: 'reducer' must be one of {sorted(REDUCER_NAMES)}, got {self.reducer!r}")
+        if self.reducer not in reducers:
+            raise CatalogError(f"{where}: 'reducer' must be one of {sorted(reducers)} (or a [[catalog.reducers]] "
+                               f"name), got {self.reducer!r}")
         # Subjects repeat (every event of a run has its run's subject): remember what each one resolved to.
         self._cache: dict[str, str | None] = {}
 
@@ -116,7 +155,8 @@ def _compile_subject(pattern: Any, where: str) -> re.Pattern[str]:
 
 
 class Catalog:
-    def __init__(self, entries: list[Entry]):
+    def __init__(self, entries: list[Entry], reducers: dict[str, dict[str, dict[str, str]]] | None = None):
+        self.reducers = reducers or {}  # the user's reducers: name -> {kind: {field: event path}}
         self.by_type: dict[str, Entry] = {}
         for entry in entries:
             for etype in entry.types:
@@ -124,13 +164,19 @@ class Catalog:
                 self.by_type[etype] = entry
 
     @classmethod
-    def from_specs(cls, specs: list[dict[str, Any]], origin: str, base: "Catalog | None" = None) -> "Catalog":
+    def from_specs(cls, specs: list[dict[str, Any]], origin: str, base: "Catalog | None" = None,
+                   reducers: Sequence[dict[str, Any]] = ()) -> "Catalog":
+        declared: dict[str, dict[str, dict[str, str]]] = dict(base.reducers) if base else {}
+        for index, spec in enumerate(reducers):
+            name, kinds = reducer_spec(spec, f"{origin}: reducer {index}")
+            declared[name] = kinds
+        names = REDUCER_NAMES | frozenset(declared)
         entries = list(dict.fromkeys(base.by_type.values())) if base else []
         for index, spec in enumerate(specs):
             if not isinstance(spec, dict):
                 raise CatalogError(f"{origin}: catalog entry {index} must be a table")
-            entries.append(Entry(spec, f"{origin}: catalog entry {index} ({spec.get('types')})"))
-        return cls(entries)
+            entries.append(Entry(spec, f"{origin}: catalog entry {index} ({spec.get('types')})", names))
+        return cls(entries, declared)
 
     @classmethod
     def default(cls) -> "Catalog":
