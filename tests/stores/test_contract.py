@@ -353,3 +353,29 @@ async def test_nul_characters_never_make_a_write_fail_forever(backend, store):
     assert await store.commit([cas(newer, loaded.revision)], []) == set()
     assert [r.order for r in await all_rows(store)] == [("0002", "e2")]
     assert (await store.dead_letters())[0]["reason"] == f"bad{nul}"
+
+
+async def test_a_store_from_before_merges_is_migrated_at_open_and_its_rows_are_one_events_state(backend):
+    json_type = "TEXT" if backend.kind == "sqlite" else "JSONB"
+    for statement in [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta VALUES ('schema_version', '1')",
+        "CREATE TABLE projection (source TEXT NOT NULL, object TEXT NOT NULL, event_type TEXT NOT NULL, "
+        f"event_id TEXT NOT NULL, sequencer TEXT NOT NULL, etag TEXT, state {json_type} NOT NULL, "
+        "updated_at TEXT NOT NULL, PRIMARY KEY (source, object))",
+        f"INSERT INTO projection VALUES ('{SRC}', 'runs/a', 'T.Changed', 'e5', '0005', NULL, "
+        """'{"status": "Failed"}', '2026-01-01T00:00:00.000000Z')""",
+    ]:
+        await backend.sql(statement)
+    store = backend.new_store()
+    await store.open()
+    try:
+        old = (await store.load([(SRC, "runs/a")]))[(SRC, "runs/a")]
+        assert (old.state, old.provenance, old.revision) == ({"status": "Failed"}, {}, 0)
+        # A later fold that joins a late event's field: a compare-and-set over revision 0.
+        joined = replace(old, state={"status": "Failed", "queued_at": "t0"}, provenance={"queued_at": ["0001", "e1"]})
+        assert await store.commit([cas(joined, 0)], []) == set()
+        assert await stored(store, old) == at(joined, 1)
+    finally:
+        await store.close()
+    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
