@@ -15,13 +15,15 @@ from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, orac
                                   worker_settings)
 
 
-@pytest.mark.parametrize("by_subject, backend", [(False, "sqlite"), (True, "sqlite"), (False, "postgres")],
-                         ids=["spread-sqlite", "partition-key=subject-sqlite", "spread-postgres"])
+@pytest.mark.parametrize("by_subject, backend, window", [(False, "sqlite", 1.0), (True, "sqlite", 1.0),
+                                                          (False, "postgres", 1.0), (False, "sqlite", 0.0)],
+                         ids=["spread-sqlite", "partition-key=subject-sqlite", "spread-postgres", "window-0-sqlite"])
 async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_projection(devhub, azurite, tmp_path, request,
-                                                                                by_subject, backend):
+                                                                                by_subject, backend, window):
     messages = list(deliver(lifecycle(2500, seed=21), seed=22))
+    # A window of 0 applies every arrival at once (more writes, more stale events): the same projection.
     settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
-                               checkpoint_container="checkpoints", reorder_window=1.0)
+                               checkpoint_container="checkpoints", reorder_window=window)
     if backend == "postgres":
         settings = replace(settings, store_url=request.getfixturevalue("postgres_store_url"))
     async with producer_client(settings) as producer:
