@@ -1,8 +1,7 @@
-"""Ingest throughput against parsing alone, and peak memory against stream length and reorder bound.
+"""Ingest throughput against parsing alone (peak memory: bench/ingest_memory.py).
 
-Prints ratios to a reference measured in the same run (absolute times drift on shared machines):
-- ingest rate / `orjson.loads` rate over the same 100k realistic lines (target >= 0.4);
-- peak RSS of `processor ingest` children for several stream lengths and bounds, relative to the smallest.
+Prints the ingest rate / `orjson.loads` rate over the same 100k realistic lines (target >= 0.4), both measured
+in the same run (absolute times drift on shared machines).
 
 Usage: .venv/bin/python bench/ingest_throughput.py [--events 100000]
 """
@@ -11,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from processor.config import Settings  # noqa: E402
 from processor.ingest import ingest  # noqa: E402
 from processor.sim.traffic import deliver, lifecycle  # noqa: E402
-from processor.stores.base import open_store  # noqa: E402
+from processor.stores.registry import open_store  # noqa: E402
 
 
 def make_stream(n: int, seed: int = 1) -> list[bytes]:
@@ -52,25 +49,6 @@ async def timed_ingest(url: str, lines: list[bytes]) -> tuple[float, dict]:
         await store.close()
 
 
-_CHILD = """
-import sys
-from processor.cli import main
-code = main(["ingest", sys.argv[1]])
-# The high-water mark of this process's own memory (a fork's inherited pages do not count after exec).
-hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(int(hwm.split()[1]))
-sys.exit(code)
-"""
-
-
-def peak_rss(lines_file: Path, folder: str, env: dict[str, str]) -> int:
-    """Peak resident set of a `processor ingest` child, in KiB."""
-    full_env = {**os.environ, **env, "PROCESSOR_STORE_URL": f"sqlite:///{folder}/rss-{time.monotonic_ns()}.sqlite"}
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(lines_file)], env=full_env, capture_output=True,
-                          text=True, check=True)
-    return int(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=100_000)
@@ -91,17 +69,6 @@ def main() -> None:
         print(f"ingest into SQLite:        {len(lines) / best:,.0f} msg/s  ({best / len(lines) * 1e6:.1f} us/msg)")
         print(f"RATIO ingest / parse-only: {parse / best:.2f}  (target >= 0.40)")
 
-        print("\npeak memory of `processor ingest` (KiB, and relative to the first row):")
-        rows = []
-        for n in (args.events // 4, args.events // 2, args.events):
-            path = Path(folder) / f"stream-{n}.jsonl"
-            path.write_bytes(b"\n".join(make_stream(n, seed=5)) + b"\n")
-            for bound in (10_000, 1_000_000):
-                rows.append((n, bound, peak_rss(path, folder, {"PROCESSOR_REORDER_MAX_EVENTS": str(bound)})))
-        base = rows[0][2]
-        print(f"{'events':>8} {'bound':>9} {'peak KiB':>10} {'ratio':>6}")
-        for n, bound, rss in rows:
-            print(f"{n:>8} {bound:>9} {rss:>10} {rss / base:>6.2f}")
 
 
 if __name__ == "__main__":
