@@ -35,9 +35,14 @@ COPY processor ./processor
 
 # Build the project wheel (plus wheels for any dependency that lacks one), then
 # install from those wheels only, so the venv is exactly what was just built.
+# The wheel also declares the `devhub` console script, but devhub/ (the local
+# Event Hubs endpoint: a development tool, no TLS, no token checks) is not in
+# the build context, so that script could only fail: it is removed.
 RUN pip wheel --wheel-dir /wheels . \
  && pip install --no-index --find-links /wheels processor \
- && python -c "import processor.cli"
+ && rm /opt/venv/bin/devhub \
+ && python -c "import processor.cli" \
+ && ! python -c "import devhub" 2>/dev/null
 
 ############################ runtime ############################
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,6 +1,6 @@
 """Bare azure-eventhub consumer throughput against DevHub, and DevHub's own CPU cost per event.
 
-The hub runs in a child process (`python -m processor.hub.devhub devhub`), so its CPU time can be
+The hub runs in a child process (`python -m devhub serve`), so its CPU time can be
 read from /proc/<pid>/stat separately from the SDK consumer's (this process). Each scenario
 pre-fills N events of ~100 bytes, then times one EventHubConsumerClient reading them all with
 `receive_batch` from the first event to the last.
@@ -126,7 +126,7 @@ async def main() -> int:
 
     port = free_port()
     hub = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processor.hub.devhub", "devhub", "--port", str(port), "--admin-port", "-1",
+        sys.executable, "-m", "devhub", "serve", "--port", str(port), "--admin-port", "-1",
         "--partitions", "4", "--hub", "one", "--hub", "four", cwd=REPO, stdout=asyncio.subprocess.PIPE)
     try:
         conn = {}

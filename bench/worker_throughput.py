@@ -129,7 +129,7 @@ async def main() -> None:
     groups = [f"g{i}" for i in range(2 * args.rounds + 2)]
     cg_flags = [flag for g in groups for flag in ("--consumer-group", g)]
     hub = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processor.hub.devhub", "devhub", "--port", str(port), "--admin-port", "-1",
+        sys.executable, "-m", "devhub", "serve", "--port", str(port), "--admin-port", "-1",
         "--partitions", "4", "--hub", "events", *cg_flags, cwd=REPO, stdout=asyncio.subprocess.PIPE)
     try:
         conn = (await asyncio.wait_for(hub.stdout.readline(), 30)).decode().strip()

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="processor",
         description="Azure Event Grid events on an Event Hub -> the latest state of every object (run, model, "
                     "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
-        epilog="Start with `processor demo` (no Azure needed), then `processor run`.",
+        epilog="Start with `./dev run` in a clone (the demo: no Azure needed), then `processor run`.",
     )
     parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -180,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable[[Any], None]]:
-    """Subcommands that live with their adapters (the local hub, the worker, the HTTP server)."""
+    """Subcommands that live with their adapters (the worker, the HTTP server)."""
     found = []
-    for module in ("processor.hub.devhub.command", "processor.worker.command", "processor.http.command"):
+    for module in ("processor.worker.command", "processor.http.command"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -194,13 +194,21 @@ def _extensions() -> list[Callable[[Any], None]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command_line(build_parser, argv)
+
+
+def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[str] | None = None) -> int:
+    """Parse `argv` with the parser `build()` makes, set logging up and run the chosen command (its `func`), turning
+    errors into one line and an exit code, each message led by the parser's name. The `devhub` command line (the
+    development tool, on top of this package) runs through here too, so both behave alike."""
     # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
     # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
     signals.install()
     from processor.config import ConfigError, load_log_level
     from processor.stores.base import StoreError
 
-    parser = build_parser()
+    parser = build()
+    name = parser.prog
     args = parser.parse_args(argv)
     if not getattr(args, "stops_gracefully", False):
         signals.uninstall()
@@ -215,16 +223,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except ConfigError as exc:
-        print(f"processor: bad setting: {exc}", file=sys.stderr)
+        print(f"{name}: bad setting: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"processor: store failed: {exc}", file=sys.stderr)
+        print(f"{name}: store failed: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"processor: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        print(f"{name}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 1
     except ValueError as exc:
-        print(f"processor: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -13,12 +13,14 @@ from tests.builders import WS, blob_event, body, model_event, run_event
 
 POISON = Path(__file__).parent / "data" / "poison.jsonl"
 PROCESSOR = Path(sys.executable).with_name("processor")
+DEVHUB = Path(sys.executable).with_name("devhub")  # the development tool: `devhub admin`, `devhub demo`
 
 
-def run(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path) -> subprocess.CompletedProcess:
+def run(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path,
+        program: Path = PROCESSOR) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROCESSOR_")}
     full_env.update(env or {})
-    return subprocess.run([str(PROCESSOR), *args], cwd=cwd, env=full_env, input=stdin, capture_output=True, timeout=120)
+    return subprocess.run([str(program), *args], cwd=cwd, env=full_env, input=stdin, capture_output=True, timeout=120)
 
 
 @pytest.fixture
@@ -144,8 +146,8 @@ def test_the_log_level_of_the_config_file_applies_and_the_variable_wins_over_it(
 def test_a_bad_log_level_stops_with_exit_2_and_one_line_naming_it(workdir, env, file, named):
     if file:
         config_file(workdir, file)
-    for command in (["export"], ["devhub-admin", "status"]):
-        done = run(*command, env=env, cwd=workdir)
+    for program, command in ((PROCESSOR, ["export"]), (DEVHUB, ["admin", "status"])):
+        done = run(*command, env=env, cwd=workdir, program=program)
         assert done.returncode == 2, done.stderr
         assert named in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1, done.stderr
 
@@ -203,6 +205,6 @@ def test_a_bad_store_flag_is_named_as_the_user_typed_it(workdir):
 
 @pytest.mark.parametrize("flag, value", [("--duration", "-5"), ("--rate", "0"), ("--rate", "-1")])
 def test_demo_refuses_a_negative_duration_or_rate_with_exit_2(workdir, flag, value):
-    done = run("demo", flag, value, "--data-dir", str(workdir / "demo"), cwd=workdir)
+    done = run("demo", flag, value, "--data-dir", str(workdir / "demo"), cwd=workdir, program=DEVHUB)
     assert done.returncode == 2, done.stderr
     assert flag in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1

@@ -1,1 +1,2 @@
-"""Event Hubs adapters: the consumer and producer clients, checkpoint stores, and the local endpoint (devhub)."""
+"""Event Hubs adapters: the consumer and producer clients, checkpoint stores, the feeder (the SDK consumer in a
+child process). The local endpoint for development is the top-level `devhub` package, which nothing here imports."""

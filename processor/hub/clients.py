@@ -43,7 +43,7 @@ def namespace(settings: Settings) -> str:
         return settings.eventhub_namespace
     raise ConfigError(
         "PROCESSOR_EVENTHUB_CONNECTION_STRING: not set (nor PROCESSOR_EVENTHUB_NAMESPACE); "
-        "`processor demo` runs everything locally without either"
+        "`./dev run` (the demo, `devhub demo`) runs everything locally without either"
     )
 
 
@@ -112,7 +112,7 @@ def _namespace_name(settings: Settings) -> str:
 def missing_hub(settings: Settings) -> str:
     """One line: the hub does not exist, what names it, how to create it."""
     hub = hub_name(settings)
-    how = (f"processor devhub --hub {hub}" if _local(settings) else
+    how = (f"devhub serve --hub {hub}" if _local(settings) else
            f"az eventhubs eventhub create --resource-group RG --namespace-name {_namespace_name(settings)} --name {hub}")
     return (f"the event hub {hub!r} does not exist in {namespace(settings)}: check PROCESSOR_EVENTHUB_NAME (or the "
             f"connection string's EntityPath), or create it: `{how}`")
@@ -123,7 +123,7 @@ def missing_consumer_group(settings: Settings, group: str) -> str:
     hub = hub_name(settings)
     how = (f"az eventhubs eventhub consumer-group create --resource-group RG --namespace-name "
            f"{_namespace_name(settings)} --eventhub-name {hub} --name {group}")
-    local = f" (the local hub: `processor devhub --consumer-group {group}`)" if _local(settings) else ""
+    local = f" (the local hub: `devhub serve --consumer-group {group}`)" if _local(settings) else ""
     return (f"the consumer group {group!r} does not exist on event hub {hub!r} in {namespace(settings)}: "
             f"create it with `{how}`{local}")
 

@@ -1,1 +1,1 @@
-"""The long-lived Event Hubs worker and its commands (run, replay, simulate, status, demo)."""
+"""The long-lived Event Hubs worker and its commands (run, replay, simulate, status)."""

@@ -1,4 +1,4 @@
-"""Subcommands of the worker: run, replay, simulate, status, demo."""
+"""Subcommands of the worker: run, replay, simulate, status."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from processor.config import ConfigError, Settings, load_settings, warn_if_any_source
+from processor.config import Settings, load_settings, warn_if_any_source
 from processor.worker import signals
 
 log = logging.getLogger("processor")
@@ -221,18 +221,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    import math
-
-    if not (math.isfinite(args.duration) and args.duration >= 0):
-        raise ConfigError(f"--duration: expected a number of seconds >= 0 (0 = until Ctrl-C), got {args.duration:g}")
-    if not (math.isfinite(args.rate) and args.rate > 0):
-        raise ConfigError(f"--rate: expected a number of messages per second > 0, got {args.rate:g}")
-    from processor.worker.demo import run_demo
-
-    return asyncio.run(run_demo(args))
-
-
 def _out(data: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
     sys.stdout.flush()
@@ -273,10 +261,3 @@ def register(sub: Any) -> None:
     p.add_argument("--consumer-group", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("demo", help="everything on this machine: local hub, simulated traffic, worker, SQLite")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds to run (0 = until Ctrl-C)")
-    p.add_argument("--rate", type=float, default=400.0, help="simulated messages per second")
-    p.add_argument("--data-dir", default="data/demo", help="where the demo keeps its SQLite files")
-    p.add_argument("--http", default="127.0.0.1:8080", help="address of the HTTP API and dashboard")
-    p.set_defaults(func=cmd_demo, stops_gracefully=True)

@@ -4,7 +4,7 @@ import asyncio
 
 from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 
-from processor.hub.devhub import DevHub, HubSpec
+from devhub import DevHub, HubSpec
 
 from .helpers import Collector, close_all, consumer, eventually, send, send_partitions
 

@@ -1,4 +1,4 @@
-"""`python -m processor.hub.devhub devhub` / `devhub-admin` as separate processes."""
+"""`python -m devhub serve` / `admin` as separate processes."""
 
 import asyncio
 import json
@@ -11,7 +11,7 @@ from .helpers import Collector, close_all, consumer, send
 
 
 async def run(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "processor.hub.devhub", *args,
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "devhub", *args,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     return proc.returncode, out.decode(), err.decode()
@@ -20,7 +20,7 @@ async def run(*args: str) -> tuple[int, str, str]:
 async def test_devhub_command_serves_and_admin_command_injects_faults(tmp_path):
     port, admin_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processor.hub.devhub", "devhub", "--port", str(port), "--admin-port", str(admin_port),
+        sys.executable, "-m", "devhub", "serve", "--port", str(port), "--admin-port", str(admin_port),
         "--partitions", "2", "--hub", "events", "--hub", "audit", "--consumer-group", "reports",
         "--data-dir", str(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
@@ -31,33 +31,33 @@ async def test_devhub_command_serves_and_admin_command_injects_faults(tmp_path):
         assert "EntityPath=audit" in second
 
         await send(first, ["hello"], partition_id="1")
-        code, out, _ = await run("devhub-admin", "--admin-port", str(admin_port), "status")
+        code, out, _ = await run("admin", "--admin-port", str(admin_port), "status")
         assert code == 0
         status = json.loads(out)
         assert status["hubs"]["events"]["1"]["last_enqueued_sequence_number"] == 0
         assert set(status["hubs"]) == {"events", "audit"}
 
-        code, _, _ = await run("devhub-admin", "--admin-port", str(admin_port), "pause", "--hub", "events",
+        code, _, _ = await run("admin", "--admin-port", str(admin_port), "pause", "--hub", "events",
                                "--partition", "1")
         assert code == 0
-        code, out, _ = await run("devhub-admin", "--admin-port", str(admin_port), "status")
+        code, out, _ = await run("admin", "--admin-port", str(admin_port), "status")
         assert json.loads(out)["hubs"]["events"]["1"]["paused"] is True
-        code, _, _ = await run("devhub-admin", "--admin-port", str(admin_port), "resume", "--hub", "events",
+        code, _, _ = await run("admin", "--admin-port", str(admin_port), "resume", "--hub", "events",
                                "--partition", "1")
         assert code == 0
-        code, _, _ = await run("devhub-admin", "--admin-port", str(admin_port), "slow", "--hub", "events",
+        code, _, _ = await run("admin", "--admin-port", str(admin_port), "slow", "--hub", "events",
                                "--partition", "1", "--delay", "0")
         assert code == 0
-        code, _, err = await run("devhub-admin", "--admin-port", str(admin_port), "pause", "--hub", "nope",
+        code, _, err = await run("admin", "--admin-port", str(admin_port), "pause", "--hub", "nope",
                                  "--partition", "1")
         assert code == 1 and "no hub named 'nope'" in err
 
         collector = Collector(consumer(first, group="reports"), partition_id="1", starting_position="-1").start()
         try:
             await collector.wait_count(1)
-            code, out, _ = await run("devhub-admin", "--admin-port", str(admin_port), "drop-connections")
+            code, out, _ = await run("admin", "--admin-port", str(admin_port), "drop-connections")
             assert code == 0 and int(out) >= 1
-            code, out, _ = await run("devhub-admin", "--admin-port", str(admin_port), "detach", "--error",
+            code, out, _ = await run("admin", "--admin-port", str(admin_port), "detach", "--error",
                                      "com.microsoft:server-busy", "--hub", "events")
             assert code == 0
         finally:
@@ -70,7 +70,7 @@ async def test_devhub_command_serves_and_admin_command_injects_faults(tmp_path):
 
 
 async def test_admin_command_without_a_running_hub_fails_cleanly():
-    code, _, err = await run("devhub-admin", "--admin-port", str(free_port()), "status")
+    code, _, err = await run("admin", "--admin-port", str(free_port()), "status")
     assert code == 1 and "no devhub admin channel" in err
 
 
@@ -78,7 +78,7 @@ async def test_devhub_command_serves_the_default_and_replay_consumer_groups():
     # `processor replay` reads on `replay` by default: the README's path must find it.
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processor.hub.devhub", "devhub", "--port", str(port), "--admin-port", "-1",
+        sys.executable, "-m", "devhub", "serve", "--port", str(port), "--admin-port", "-1",
         "--partitions", "1", "--consumer-group", "REPLAY", "--consumer-group", "Audit",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:

@@ -6,8 +6,8 @@ from azure.eventhub._pyamqp._decode import decode_payload
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.hub.devhub import codec, frames, message
-from processor.hub.devhub.codec import Symbol, Timestamp
+from devhub import codec, frames, message
+from devhub.codec import Symbol, Timestamp
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),

@@ -3,7 +3,7 @@
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubProducerClient
 
-from processor.hub.devhub import DevHub, HubSpec
+from devhub import DevHub, HubSpec
 
 from .helpers import Collector, consumer, eventually, send
 

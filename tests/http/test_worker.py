@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from processor.config import Settings
 from processor.hub.clients import producer_client
-from processor.hub.devhub import DevHub, HubSpec
+from devhub import DevHub, HubSpec
 from processor.sim.traffic import Message, deliver, lifecycle
 from processor.stores.sqlite import SqliteStore
 from processor.worker.app import WorkerOptions, run_worker

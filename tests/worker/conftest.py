@@ -1,6 +1,6 @@
 import pytest
 
-from processor.hub.devhub import DevHub, HubSpec
+from devhub import DevHub, HubSpec
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tests.worker.helpers import PROCESSOR
 
+DEVHUB = PROCESSOR.with_name("devhub")  # the development tool: `devhub demo`
+
 
 def catches(pid: int, sig: int = signal.SIGTERM) -> bool:
     """True once the process has a handler for `sig` (Linux: the SigCgt mask of /proc/PID/status). Before that
@@ -24,8 +26,8 @@ def catches(pid: int, sig: int = signal.SIGTERM) -> bool:
     return False
 
 
-async def spawn(*args: str, env: dict, cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(str(PROCESSOR), *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+async def spawn(*args: str, env: dict, cwd: Path, program: Path = PROCESSOR) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(str(program), *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 

@@ -54,7 +54,7 @@ async def test_status_of_a_misnamed_hub_is_one_line_naming_it_and_exit_1(devhub,
     code, _, err = await finish(await spawn("status", env=env, cwd=tmp_path), 60)
     assert code == 1
     line = one_line(err)
-    assert "'evnets'" in line and "does not exist" in line and "processor devhub --hub evnets" in line
+    assert "'evnets'" in line and "does not exist" in line and "devhub serve --hub evnets" in line
 
 
 async def test_status_of_an_unreachable_hub_is_one_line_and_exit_1(tmp_path):
@@ -79,7 +79,7 @@ async def test_replay_with_a_consumer_group_that_does_not_exist_fails_at_once_sa
     line = err.strip().splitlines()[-1]
     assert "consumer group 'rebuild'" in line
     assert "az eventhubs eventhub consumer-group create" in line and "--eventhub-name events --name rebuild" in line
-    assert "processor devhub --consumer-group rebuild" in line
+    assert "devhub serve --consumer-group rebuild" in line
 
 
 async def test_replay_of_a_hub_that_does_not_exist_fails_at_once_naming_it(devhub, tmp_path):

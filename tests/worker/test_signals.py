@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from tests.worker.helpers import clean_env, until, worker_settings
-from tests.worker.processes import catches, finish, read_until, spawn
+from tests.worker.processes import DEVHUB, catches, finish, read_until, spawn
 
 # A misspelt variable makes the settings loader say so: a line written while the command is starting.
 NEAR_MISS = {"PROCESSOR_API_TOKN": "x"}
@@ -55,9 +55,9 @@ async def test_processor_serve_given_sigterm_at_any_instant_exits_0(tmp_path, in
     assert code == 0, err[-3000:]
 
 
-async def test_processor_demo_given_sigterm_as_soon_as_it_can_catch_it_exits_0(tmp_path):
+async def test_devhub_demo_given_sigterm_as_soon_as_it_can_catch_it_exits_0(tmp_path):
     proc = await spawn("demo", "--duration", "0", "--http", "127.0.0.1:0", "--data-dir", str(tmp_path / "demo"),
-                       env=clean_env(), cwd=tmp_path)
+                       env=clean_env(), cwd=tmp_path, program=DEVHUB)
     await signal_at(proc, "as soon as it can catch it")
     code, _, err = await finish(proc, 60)
     assert code == 0, err[-3000:]

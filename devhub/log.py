@@ -250,7 +250,7 @@ class Hub:
         """The service's words for a missing consumer group, and how to create it here."""
         return (f"The messaging entity '{self.name}/consumergroups/{group}' could not be found. DevHub has the "
                 f"consumer groups {', '.join(self.consumer_groups.values())} (case-insensitive); "
-                f"add one with `processor devhub --consumer-group {group}`.")
+                f"add one with `devhub serve --consumer-group {group}`.")
 
     def next_round_robin(self) -> str:
         self._round_robin = (self._round_robin + 1) % len(self.partition_ids)

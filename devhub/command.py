@@ -1,7 +1,8 @@
-"""CLI: `devhub` runs a hub until SIGINT/SIGTERM; `devhub-admin` injects faults into a running one.
+"""The `devhub` command (also `python -m devhub`): `serve` runs a local hub until SIGINT/SIGTERM, `admin` injects
+faults into a running one, `demo` runs the whole product on an in-process hub (what `./dev run` runs).
 
-`register(subparsers)` is called by the main `processor` CLI; `python -m processor.hub.devhub`
-offers the same commands standalone.
+Settings errors, exit codes, the log level and SIGTERM are handled as for `processor`: `main` goes through
+`processor.cli.run_command_line`. May import the rest of devhub and `processor`; `processor` never imports this.
 """
 
 from __future__ import annotations
@@ -9,20 +10,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import signal
 import sys
+
+from processor.cli import run_command_line
 
 from . import admin
 from .server import DEFAULT_PORT, DevHub, HubSpec
 
 DEFAULT_ADMIN_PORT = DEFAULT_PORT + 1
 # `replay` as well as the service's `$Default`: `processor replay` reads on its own group, `replay`
-# by default, and the README's path (`processor devhub`, then `processor replay`) must work as written.
+# by default, and the README's path (`devhub serve`, then `processor replay`) must work as written.
 DEFAULT_CONSUMER_GROUPS = ("$Default", "replay")
 
 
-def register(subparsers) -> None:
-    run = subparsers.add_parser("devhub", help="run a local Event Hubs endpoint (AMQP, loopback)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devhub",
+        description="A local Azure Event Hubs endpoint (AMQP 1.0, loopback) for the real azure-eventhub SDK, and "
+                    "the processor's demo on it. Development only: no TLS, no token checks.",
+        epilog="`devhub serve` prints a connection string for PROCESSOR_EVENTHUB_CONNECTION_STRING.",
+    )
+    parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("serve", help="run a local Event Hubs endpoint (AMQP, loopback)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"AMQP port (default {DEFAULT_PORT})")
     run.add_argument("--partitions", type=int, default=4, help="partitions per hub (default 4)")
@@ -37,9 +50,9 @@ def register(subparsers) -> None:
     run.add_argument("--max-message-size", type=int, default=1024 * 1024)
     run.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT,
                      help=f"loopback port of the fault-injection channel (default {DEFAULT_ADMIN_PORT}; -1 = off)")
-    run.set_defaults(func=run_devhub)
+    run.set_defaults(func=cmd_serve)
 
-    adm = subparsers.add_parser("devhub-admin", help="inject faults into a running devhub")
+    adm = sub.add_parser("admin", help="inject faults into a running devhub")
     adm.add_argument("--host", default="127.0.0.1")
     adm.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT)
     ops = adm.add_subparsers(dest="admin_op", required=True)
@@ -52,15 +65,23 @@ def register(subparsers) -> None:
     detach.add_argument("--partition")
     for name, text in (("pause", "stop deliveries from a partition"), ("resume", "resume a paused partition"),
                        ("slow", "deliver at most one batch per --delay seconds")):
-        sub = ops.add_parser(name, help=text)
-        sub.add_argument("--hub", required=True)
-        sub.add_argument("--partition", required=True)
+        op = ops.add_parser(name, help=text)
+        op.add_argument("--hub", required=True)
+        op.add_argument("--partition", required=True)
         if name == "slow":
-            sub.add_argument("--delay", type=float, required=True, help="seconds; 0 = back to normal")
-    adm.set_defaults(func=run_admin)
+            op.add_argument("--delay", type=float, required=True, help="seconds; 0 = back to normal")
+    adm.set_defaults(func=cmd_admin)
+
+    demo = sub.add_parser("demo", help="everything on this machine: local hub, simulated traffic, worker, SQLite")
+    demo.add_argument("--duration", type=float, default=20.0, help="seconds to run (0 = until Ctrl-C)")
+    demo.add_argument("--rate", type=float, default=400.0, help="simulated messages per second")
+    demo.add_argument("--data-dir", default="data/demo", help="where the demo keeps its SQLite files")
+    demo.add_argument("--http", default="127.0.0.1:8080", help="address of the HTTP API and dashboard")
+    demo.set_defaults(func=cmd_demo, stops_gracefully=True)
+    return parser
 
 
-def run_devhub(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     groups: dict[str, str] = {}
     for group in DEFAULT_CONSUMER_GROUPS + tuple(args.consumer_groups or ()):
         groups.setdefault(group.lower(), group)  # case-insensitive, as in the service
@@ -92,7 +113,7 @@ def run_devhub(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_admin(args: argparse.Namespace) -> int:
+def cmd_admin(args: argparse.Namespace) -> int:
     op = args.admin_op
     params: dict = {}
     if op == "detach":
@@ -106,18 +127,27 @@ def run_admin(args: argparse.Namespace) -> int:
     try:
         reply = asyncio.run(admin.call(args.host, args.admin_port, name, **params))
     except OSError as exc:
-        print(f"devhub-admin: no devhub admin channel at {args.host}:{args.admin_port}: {exc}", file=sys.stderr)
+        print(f"devhub admin: no devhub admin channel at {args.host}:{args.admin_port}: {exc}", file=sys.stderr)
         return 1
     if not reply.get("ok"):
-        print(f"devhub-admin: {reply.get('error')}", file=sys.stderr)
+        print(f"devhub admin: {reply.get('error')}", file=sys.stderr)
         return 1
     result = reply.get("result")
     print("ok" if result is None else json.dumps(result, indent=2))
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from processor.config import ConfigError
+
+    if not (math.isfinite(args.duration) and args.duration >= 0):
+        raise ConfigError(f"--duration: expected a number of seconds >= 0 (0 = until Ctrl-C), got {args.duration:g}")
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        raise ConfigError(f"--rate: expected a number of messages per second > 0, got {args.rate:g}")
+    from .demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m processor.hub.devhub")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_command_line(build_parser, argv)

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from azure.eventhub._buffered_producer._partition_resolver import PartitionResolver
-
 from . import admin
 from .connection import Connection
 from .faults import Faults
 from .links import ConsumerLink, Link, Refused
 from .log import Hub, PartitionLog
+from .partition_key import partition_for_key
 
-log = logging.getLogger("processor.hub.devhub")
+log = logging.getLogger("devhub")
 
 DEFAULT_PORT = 5673  # 5672 is often held by another broker (RabbitMQ)
 KEY_NAME = "devhub"
@@ -61,7 +60,6 @@ class DevHub:
         self._connections: set[Connection] = set()
         self._producers: set[Link] = set()
         self._owners: dict[tuple[str, str, str], set[ConsumerLink]] = {}
-        self._resolvers: dict[str, PartitionResolver] = {}
         self._retention_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -145,7 +143,7 @@ class DevHub:
         served = [spec.name for spec in self.specs]
         flags = " ".join(f"--hub {hub}" for hub in served + [name])
         return (f"The messaging entity '{name}' could not be found. DevHub serves {', '.join(served)}; "
-                f"serve it too with `processor devhub {flags}`.")
+                f"serve it too with `devhub serve {flags}`.")
 
     def log_of(self, hub: str, partition: str) -> PartitionLog:
         found = self.find_hub(hub)
@@ -157,11 +155,8 @@ class DevHub:
         return plog
 
     def partition_for_key(self, hub: Hub, key: str) -> str:
-        # The SDK's own hashing, so a key lands where the SDK's buffered producer (and the service) put it.
-        resolver = self._resolvers.get(hub.name)
-        if resolver is None:
-            resolver = self._resolvers[hub.name] = PartitionResolver(hub.partition_ids)
-        return resolver.get_partition_id_by_partition_key(key)
+        # The Python SDK's hashing (see partition_key), so a key lands where its buffered producer puts it.
+        return partition_for_key(key, hub.partition_ids)
 
     def claim(self, link: ConsumerLink) -> None:
         """Owner-level (epoch) arbitration for one partition of one consumer group."""

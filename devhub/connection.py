@@ -20,7 +20,7 @@ from .links import Link, attach_link
 if TYPE_CHECKING:
     from .server import DevHub
 
-log = logging.getLogger("processor.hub.devhub")
+log = logging.getLogger("devhub")
 
 _U32 = struct.Struct(">I")
 

@@ -1,5 +1,6 @@
-"""`processor demo`: the whole product on one machine, no Azure: the local hub in-process, simulated Event Grid
-traffic, the worker with SQLite checkpoints and projection, and the HTTP dashboard, until the time is up."""
+"""`devhub demo` (what `./dev run` runs): the whole product on one machine, no Azure: the local hub in-process,
+simulated Event Grid traffic, the worker with SQLite checkpoints and projection, and the HTTP dashboard, until the
+time is up. Imports the hub (.server) and `processor`'s worker, simulator and HTTP server."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from typing import Any
 
 from processor.config import load_settings
 from processor.hub.clients import producer_client
-from processor.hub.devhub import DevHub, HubSpec
 from processor.sim.traffic import deliver, lifecycle
 from processor.worker import signals
 from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
+
+from .server import DevHub, HubSpec
 
 
 async def run_demo(args: argparse.Namespace) -> int:
