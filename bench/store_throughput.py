@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.ingest_throughput import make_stream, timed_ingest  # noqa: E402
 from processor.config import Settings  # noqa: E402
 from processor.core.model import Row, Write  # noqa: E402
-from processor.stores.base import ProjectionStore, open_store  # noqa: E402
+from processor.stores.base import ProjectionStore  # noqa: E402
+from processor.stores.registry import open_store  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROCESSOR_BENCH_POSTGRES_URL") or os.environ.get(
     "PROCESSOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -35,7 +35,7 @@ def _out(data: Any) -> None:
 
 
 async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
-    from processor.stores.base import open_store
+    from processor.stores.registry import open_store
 
     store = open_store(settings.store_url)
     await store.open()

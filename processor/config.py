@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
+from processor.stores.urls import is_postgres_url, is_sqlite_url
 
 DEFAULT_FILE = Path("config/processor.toml")
 log = logging.getLogger(__name__)
@@ -131,9 +132,7 @@ def _sources(v: Any) -> tuple[str, ...]:
 
 def _store_url(v: Any) -> str:
     url = _text(v)
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-        return url
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_sqlite_url(url) or is_postgres_url(url):
         return url
     raise ValueError("expected sqlite:///PATH (relative), sqlite:////PATH (absolute) or postgresql://USER@HOST/DB")
 
@@ -142,7 +141,7 @@ def _checkpoint_url(v: Any) -> str | None:
     url = _optional_text(v)
     if url is None or url == "memory":
         return url
-    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+    if is_sqlite_url(url):
         return url
     raise ValueError("expected sqlite:///PATH or 'memory'")
 

@@ -19,7 +19,7 @@ from processor.core import merge
 from processor.core.model import Tally
 from processor.ingest import ingest, make_intake
 from processor.projector import Projector
-from processor.stores.base import open_store
+from processor.stores.registry import open_store
 from processor.stores.sqlite import SqliteStore
 from tests.test_ingest_properties import render, streams
 

@@ -15,7 +15,7 @@ log = logging.getLogger("processor")
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from processor.http.server import start_http
-    from processor.stores.base import open_store
+    from processor.stores.registry import open_store
     from processor.worker import signals
 
     settings = load_settings(path=args.config, store_url=args.store, http_address=args.address)

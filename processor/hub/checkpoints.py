@@ -7,22 +7,19 @@ processes share the partitions safely. Timestamps are float seconds, as the SDK'
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Iterable
 
 from azure.eventhub.aio import CheckpointStore
 
 from processor.config import ConfigError, Settings
-from processor.stores.sqlite import sqlite_path
+from processor.stores.sqlite_thread import SqliteThread, connect, immediate_transaction
+from processor.stores.urls import sqlite_path
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ownership (
@@ -37,23 +34,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 """
 
+# The SDK's key -> the column it is read from, in the order the SDK's dicts list them.
+_OWNERSHIP_FIELDS = {"partition_id": "partition_id", "owner_id": "owner_id", "last_modified_time": "last_modified",
+                     "etag": "etag"}
+_CHECKPOINT_FIELDS = {"partition_id": "partition_id", "offset": '"offset"', "sequence_number": "sequence_number"}
+
 
 class SqliteCheckpointStore(CheckpointStore):
     def __init__(self, url: str):
         self.url = url
         self.path = sqlite_path(url)
         self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoints")
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        self._thread = SqliteThread("sqlite-checkpoints")
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = connect(self.path)
             db.executescript(_SCHEMA)
             self._db = db
         return self._db
@@ -64,25 +60,13 @@ class SqliteCheckpointStore(CheckpointStore):
                 self._db.close()
                 self._db = None
 
-        await self._run(close)
-        self._thread.shutdown(wait=True)
+        await self._thread.run(close)
+        self._thread.shutdown()
 
     async def list_ownership(self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str,
                              **kwargs: Any) -> Iterable[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            rows = self._conn().execute(
-                "SELECT partition_id, owner_id, last_modified, etag FROM ownership "
-                "WHERE namespace = ? AND eventhub = ? AND consumer_group = ?",
-                (fully_qualified_namespace, eventhub_name, consumer_group),
-            ).fetchall()
-            return [
-                {"fully_qualified_namespace": fully_qualified_namespace, "eventhub_name": eventhub_name,
-                 "consumer_group": consumer_group, "partition_id": pid, "owner_id": owner,
-                 "last_modified_time": modified, "etag": etag}
-                for pid, owner, modified, etag in rows
-            ]
-
-        return await self._run(read)
+        return await self._thread.run(self._read, "ownership", _OWNERSHIP_FIELDS, fully_qualified_namespace,
+                                      eventhub_name, consumer_group)
 
     async def claim_ownership(self, ownership_list: Iterable[dict[str, Any]], **kwargs: Any) -> Iterable[dict[str, Any]]:
         wanted = [dict(o) for o in ownership_list]
@@ -90,8 +74,7 @@ class SqliteCheckpointStore(CheckpointStore):
         def claim() -> list[dict[str, Any]]:
             db = self._conn()
             claimed = []
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(db):
                 for o in wanted:
                     key = (o["fully_qualified_namespace"], o["eventhub_name"], o["consumer_group"], o["partition_id"])
                     now, etag = time.time(), uuid.uuid4().hex
@@ -108,13 +91,9 @@ class SqliteCheckpointStore(CheckpointStore):
                         )
                     if cur.rowcount == 1:
                         claimed.append({**o, "last_modified_time": now, "etag": etag})
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return claimed
 
-        return await self._run(claim)
+        return await self._thread.run(claim)
 
     async def update_checkpoint(self, checkpoint: dict[str, Any], **kwargs: Any) -> None:
         def write() -> None:
@@ -125,23 +104,23 @@ class SqliteCheckpointStore(CheckpointStore):
                  checkpoint["partition_id"], checkpoint["offset"], checkpoint["sequence_number"]),
             )
 
-        await self._run(write)
+        await self._thread.run(write)
 
     async def list_checkpoints(self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str,
                                **kwargs: Any) -> Iterable[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            rows = self._conn().execute(
-                'SELECT partition_id, "offset", sequence_number FROM checkpoints '
-                "WHERE namespace = ? AND eventhub = ? AND consumer_group = ?",
-                (fully_qualified_namespace, eventhub_name, consumer_group),
-            ).fetchall()
-            return [
-                {"fully_qualified_namespace": fully_qualified_namespace, "eventhub_name": eventhub_name,
-                 "consumer_group": consumer_group, "partition_id": pid, "offset": offset, "sequence_number": seq}
-                for pid, offset, seq in rows
-            ]
+        return await self._thread.run(self._read, "checkpoints", _CHECKPOINT_FIELDS, fully_qualified_namespace,
+                                      eventhub_name, consumer_group)
 
-        return await self._run(read)
+    def _read(self, table: str, fields: dict[str, str], namespace: str, eventhub: str,
+              consumer_group: str) -> list[dict[str, Any]]:
+        """One consumer group's rows of `table` as the SDK's dicts: the group's names, then `fields`."""
+        rows = self._conn().execute(
+            f"SELECT {', '.join(fields.values())} FROM {table} "
+            "WHERE namespace = ? AND eventhub = ? AND consumer_group = ?",
+            (namespace, eventhub, consumer_group),
+        ).fetchall()
+        group = {"fully_qualified_namespace": namespace, "eventhub_name": eventhub, "consumer_group": consumer_group}
+        return [{**group, **dict(zip(fields, row))} for row in rows]
 
 
 class MemoryCheckpointStore(SqliteCheckpointStore):

@@ -1,8 +1,14 @@
-"""The projection store interface.
+"""The projection store contract: `ProjectionStore`, its `Query`, its `StoreError`, and its data shapes.
 
 A store keeps one row per (source, object) and the dead letters. Writes come in batches, one per touched
 object, committed in one transaction; each is a compare-and-set on the row it replaces, so a replica that
 folded from an old row can never move an object backwards: its write is refused and it folds again.
+
+The data shapes live here, with the contract, because every store and every caller must agree on them: the
+timestamp text rows carry (`utc_now`; `recent` orders by it, and the projector and file ingest stamp rows with
+it), the field names a `Query` may compare (`state_field`), and the dict `dead_letters` returns
+(`dead_letter_dict`). Choosing a store by URL is `processor.stores.registry`'s; this module imports no store.
+May import `processor.core` only.
 """
 
 from __future__ import annotations
@@ -15,12 +21,17 @@ from typing import Any, AsyncIterator, Collection
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
 
 
+EXPORT_PAGE = 5000  # rows per query while exporting
+
+
 class StoreError(RuntimeError):
     """The store cannot be reached or written: the caller retries and never advances a checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
 class Query:
+    """Rows matching every filter given, in (source, object) order."""
+
     source: str | None = None
     prefix: str | None = None
     event_type: str | None = None
@@ -38,7 +49,8 @@ class ProjectionStore(abc.ABC):
         """Connect and create or migrate the schema."""
 
     @abc.abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release the connection(s); the store is not used again."""
 
     @abc.abstractmethod
     async def load(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
@@ -52,15 +64,23 @@ class ProjectionStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def query(self, q: Query) -> list[Row]: ...
+    async def query(self, q: Query) -> list[Row]:
+        """The first `q.limit` rows matching `q`, sorted by (source, object) in code-point order."""
 
     @abc.abstractmethod
     async def recent(self, limit: int) -> list[Row]:
         """The most recently updated rows, newest first."""
 
-    @abc.abstractmethod
-    def export(self) -> AsyncIterator[Row]:
-        """Every row, sorted by (source, object) in code-point order."""
+    async def export(self) -> AsyncIterator[Row]:
+        """Every row, sorted by (source, object) in code-point order (pages of `query`, keyset on the key)."""
+        after: ObjectKey | None = None
+        while True:
+            page = await self.query(Query(after=after, limit=EXPORT_PAGE))
+            for row in page:
+                yield row
+            if len(page) < EXPORT_PAGE:
+                return
+            after = page[-1].key
 
     @abc.abstractmethod
     async def dead_letters(self, limit: int = 100, after_id: int | None = None,
@@ -83,19 +103,6 @@ class ProjectionStore(abc.ABC):
         await self.close()
 
 
-def open_store(url: str) -> ProjectionStore:
-    """A store for `url` (not yet opened). Raises ValueError naming what is wrong with the URL."""
-    if url.startswith("sqlite://"):
-        from processor.stores.sqlite import SqliteStore
-
-        return SqliteStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from processor.stores.postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH or postgresql://...")
-
-
 def utc_now() -> str:
     """Wall-clock time as the stores write it (updated_at, received_at)."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -110,6 +117,9 @@ def state_field(field: str) -> str:
 
 def dead_letter_dict(row_id: int, received_at: str, origin: str, reason: str, event_id: str | None,
                      body: bytes, body_size: int) -> dict[str, Any]:
+    """One dead letter as `dead_letters` returns it: id (int), received_at (str, `utc_now`'s form), origin,
+    reason (str), event_id (str | None), body (str: the stored bytes as UTF-8, undecodable ones escaped),
+    body_size (int: of the whole body), truncated (bool: only the first bytes of the body were kept)."""
     return {
         "id": row_id,
         "received_at": received_at,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, AsyncIterator, Awaitable, Callable, Collection, TypeVar
+from typing import Any, Awaitable, Callable, Collection, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
@@ -21,6 +21,7 @@ import orjson
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
 from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
+from processor.stores.urls import is_postgres_url
 
 T = TypeVar("T")
 
@@ -129,7 +130,6 @@ _DEAD_LETTERS = ("SELECT id, received_at, origin, reason, event_id, body, body_s
 _DEAD_LETTERS_NEWEST = _DEAD_LETTERS.replace("ORDER BY id", "ORDER BY id DESC")
 _RECENT = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT $1"
 _COUNTS = "SELECT (SELECT count(*) FROM projection), (SELECT count(*) FROM dead_letters)"
-_EXPORT_PAGE = 5000
 # A deadlock is still possible in one narrow case (an object created by another writer after this
 # statement's snapshot, while that writer waits on a row this one locked); PostgreSQL breaks it by failing
 # one statement, which is then simply run again: it is a whole transaction.
@@ -160,7 +160,7 @@ def _redact(url: str) -> str:
 class PostgresStore(ProjectionStore):
     def __init__(self, url: str, min_size: int = 1, max_size: int = 4, connect_timeout: float = 10.0,
                  command_timeout: float | None = 120.0):
-        if not url.startswith(("postgresql://", "postgres://")):
+        if not is_postgres_url(url):
             raise ValueError(f"bad PostgreSQL URL {_redact(url)!r}: expected postgresql://user@host:port/database")
         self.url = url
         self._where = _redact(url)
@@ -302,16 +302,6 @@ class PostgresStore(ProjectionStore):
     async def recent(self, limit: int) -> list[Row]:
         records = await self._run("recent", lambda c: c.fetch(_RECENT, limit))
         return [_row(r) for r in records]
-
-    async def export(self) -> AsyncIterator[Row]:
-        after: ObjectKey | None = None
-        while True:
-            page = await self.query(Query(after=after, limit=_EXPORT_PAGE))
-            for row in page:
-                yield row
-            if len(page) < _EXPORT_PAGE:
-                return
-            after = page[-1].key
 
     async def dead_letters(self, limit: int = 100, after_id: int | None = None,
                            newest_first: bool = False) -> list[dict[str, Any]]:

@@ -1,24 +1,20 @@
 """SQLite projection store: the embedded default.
 
-WAL mode and a busy timeout let several worker processes on one machine share the file. sqlite3 calls block,
-so they run on one dedicated thread; the event loop only awaits them.
-
-URL forms (as SQLAlchemy writes them): sqlite:///relative/path.sqlite, sqlite:////absolute/path.sqlite,
-sqlite:///:memory:.
+WAL mode and a busy timeout let several worker processes on one machine share the file; its calls run on one
+thread of its own (`processor.stores.sqlite_thread`). URL forms: `processor.stores.urls`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Collection, TypeVar
+from typing import Any, Callable, Collection, TypeVar
 
 import orjson
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
 from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
+from processor.stores.sqlite_thread import SqliteThread, connect, immediate_transaction
+from processor.stores.urls import sqlite_path
 
 T = TypeVar("T")
 
@@ -65,39 +61,29 @@ _UPDATE = (
 _CHUNK = 400
 
 
-def sqlite_path(url: str) -> str:
-    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
-        raise ValueError(f"bad SQLite URL {url!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
-    return url[len("sqlite:///"):]
-
-
 class SqliteStore(ProjectionStore):
     def __init__(self, url: str):
         self.url = url
         self.path = sqlite_path(url)
         self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._thread = SqliteThread("sqlite-store")
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._thread, fn, *args)
+            return await self._thread.run(fn, *args)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite store {self.path}: {exc}") from exc
-        except RuntimeError as exc:  # the executor is shut down: the store was closed
+        except RuntimeError as exc:  # the thread is shut down: the store was closed
             raise StoreError(f"sqlite store {self.path} is closed") from exc
 
     async def open(self) -> None:
         await self._run(self._open)
 
     def _open(self) -> None:
-        if self.path != ":memory:":
-            try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise sqlite3.OperationalError(f"cannot create the folder for {self.path}: {exc}") from exc
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        try:
+            db = connect(self.path)
+        except OSError as exc:  # only the folder's creation raises OSError (sqlite3's own are sqlite3.Error)
+            raise sqlite3.OperationalError(f"cannot create the folder for {self.path}: {exc}") from exc
         # FULL: a commit is on disk before the checkpoint that follows it can name it, power loss included.
         db.execute("PRAGMA synchronous=FULL")
         try:
@@ -120,7 +106,7 @@ class SqliteStore(ProjectionStore):
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
-        self._thread.shutdown(wait=True)
+        self._thread.shutdown()
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -163,8 +149,7 @@ class SqliteStore(ProjectionStore):
             else:
                 updates.append((r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at, provenance,
                                 r.revision, r.source, r.object, w.expected, r.sequencer, r.sequencer, r.event_id))
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(db):
             before = db.total_changes
             if inserts:
                 db.executemany(_INSERT, inserts)
@@ -183,10 +168,6 @@ class SqliteStore(ProjectionStore):
                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
                     [(d.fingerprint, now, d.origin, d.reason, d.event_id, d.body, d.body_size) for d in dead_letters],
                 )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return conflicts
 
     async def query(self, q: Query) -> list[Row]:
@@ -224,16 +205,6 @@ class SqliteStore(ProjectionStore):
         sql = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT ?"
         return await self._run(lambda: [_row(r) for r in self._conn().execute(sql, (limit,))])
 
-    async def export(self) -> AsyncIterator[Row]:
-        after: ObjectKey | None = None
-        while True:
-            page = await self.query(Query(after=after, limit=5000))
-            for row in page:
-                yield row
-            if len(page) < 5000:
-                return
-            after = page[-1].key
-
     async def dead_letters(self, limit: int = 100, after_id: int | None = None,
                            newest_first: bool = False) -> list[dict[str, Any]]:
         sql = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
@@ -268,15 +239,10 @@ def _holds(stored: Row | None, row: Row) -> bool:
 def _migrate_to_2(db: sqlite3.Connection) -> None:
     """Merge reducers: which event set each value, and a revision for the compare-and-set. A row from before
     is one event's worth of state (no provenance) at revision 0."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(db):
         columns = {r[1] for r in db.execute("PRAGMA table_info(projection)")}
         if "provenance" not in columns:
             db.execute("ALTER TABLE projection ADD COLUMN provenance TEXT")
         if "revision" not in columns:
             db.execute("ALTER TABLE projection ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise

@@ -23,7 +23,8 @@ from processor.config import Settings
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
 from processor.hub.clients import consumer_client, hub_name, missing_consumer_group, missing_hub, namespace
 from processor.hub.feeder import ENV as FEEDER_ENV, settings_to_env
-from processor.stores.base import ProjectionStore, open_store
+from processor.stores.base import ProjectionStore
+from processor.stores.registry import open_store
 from processor.worker.missing import HubNotFound, Missing
 from processor.worker.worker import Streak, Worker
 

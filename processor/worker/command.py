@@ -66,7 +66,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from azure.eventhub.exceptions import EventHubError
 
     from processor.hub.clients import consumer_client, hub_problem
-    from processor.stores.base import open_store
+    from processor.stores.registry import open_store
     from processor.worker.app import WorkerOptions, run_worker
     from processor.worker.missing import HubNotFound
 

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from processor.stores.base import ProjectionStore, open_store
+from processor.stores.base import ProjectionStore
+from processor.stores.registry import open_store
 
 URL_ENV = "PROCESSOR_TEST_POSTGRES_URL"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

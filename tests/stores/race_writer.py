@@ -10,7 +10,7 @@ import sys
 
 import orjson
 
-from processor.stores.base import open_store
+from processor.stores.registry import open_store
 from tests.stores.race import Stream, write
 
 

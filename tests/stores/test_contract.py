@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from processor.core.model import DeadLetter, Row, Write
-from processor.stores.base import Query, StoreError, open_store
+from processor.stores.base import Query, StoreError
+from processor.stores.registry import open_store
 
 SRC = "/subscriptions/s/resourcegroups/rg/providers/microsoft.machinelearningservices/workspaces/ws"
 SRC2 = "/subscriptions/s/resourcegroups/rg/providers/microsoft.storage/storageaccounts/acct"

@@ -8,8 +8,9 @@ import asyncpg
 import pytest
 
 from processor.core.model import Row, Write
-from processor.stores.base import StoreError, open_store
+from processor.stores.base import StoreError
 from processor.stores.postgres import PostgresStore
+from processor.stores.registry import open_store
 from tests.stores.conftest import admin_execute, admin_url, create_database, drop_database, with_database
 
 

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 from processor.config import Settings
 from processor.ingest import ingest
 from processor.sim.traffic import Message
-from processor.stores.base import open_store
+from processor.stores.registry import open_store
 from processor.stores.sqlite import SqliteStore
 
 HUB = "events"

@@ -8,7 +8,7 @@ from azure.eventhub.amqp import AmqpAnnotatedMessage
 
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
 from processor.hub.clients import namespace, producer_client
-from processor.stores.base import open_store
+from processor.stores.registry import open_store
 from processor.worker.app import run_worker
 from tests.builders import body, model_event
 from tests.worker.helpers import HUB, until, worker_settings
