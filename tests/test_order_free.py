@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
+from hypothesis.errors import Flaky
 
 from processor.config import Settings
 from processor.core import merge
@@ -259,5 +260,7 @@ def test_each_property_catches_an_order_dependent_fold(monkeypatch, request, pro
     quick = hsettings(prop._hypothesis_internal_use_settings, phases=[Phase.generate], database=None,
                       max_examples=500, report_multiple_bugs=False)
     monkeypatch.setattr(prop, "_hypothesis_internal_use_settings", quick)
-    with pytest.raises(AssertionError):
+    # With two writers racing, a broken fold may also fail differently when hypothesis replays the example
+    # (its Flaky): either way, the property caught it.
+    with pytest.raises((AssertionError, Flaky)):
         prop(*(request.getfixturevalue(name) for name in fixtures))
