@@ -30,13 +30,18 @@ def _rotate(value: int, bits: int) -> int:
 
 def _mix(a: int, b: int, c: int) -> tuple[int, int, int]:
     """lookup3's mix(): folds one full 12-unit block into the state, reversibly."""
-    for rot_a, rot_b, rot_c in ((4, 6, 8), (16, 19, 4)):
-        a = ((a - c) & _WORD) ^ _rotate(c, rot_a)
-        c = (c + b) & _WORD
-        b = ((b - a) & _WORD) ^ _rotate(a, rot_b)
-        a = (a + c) & _WORD
-        c = ((c - b) & _WORD) ^ _rotate(b, rot_c)
-        b = (b + a) & _WORD
+    a = ((a - c) & _WORD) ^ _rotate(c, 4)
+    c = (c + b) & _WORD
+    b = ((b - a) & _WORD) ^ _rotate(a, 6)
+    a = (a + c) & _WORD
+    c = ((c - b) & _WORD) ^ _rotate(b, 8)
+    b = (b + a) & _WORD
+    a = ((a - c) & _WORD) ^ _rotate(c, 16)
+    c = (c + b) & _WORD
+    b = ((b - a) & _WORD) ^ _rotate(a, 19)
+    a = (a + c) & _WORD
+    c = ((c - b) & _WORD) ^ _rotate(b, 4)
+    b = (b + a) & _WORD
     return a, b, c
 
 
@@ -52,32 +57,25 @@ def _final(a: int, b: int, c: int) -> tuple[int, int, int]:
     return a, b, c
 
 
-def _word(units: Sequence[int]) -> int:
-    """Up to four units, little-endian. Summed rather than OR-ed: a unit above 255 (a code point) carries
-    into the next one's bits, which is what the Python SDK's arithmetic does."""
-    return sum(unit << (8 * i) for i, unit in enumerate(units)) & _WORD
+def _words(units: Sequence[int]) -> list[int]:
+    """The units as little-endian 32-bit words, zero-padded to whole 12-unit blocks. Summed rather than OR-ed:
+    a unit above 255 (a code point) carries into the next one's bits, which is what the Python SDK's arithmetic
+    does."""
+    u = list(units) + [0] * (-len(units) % 12)
+    return [(u[i] + (u[i + 1] << 8) + (u[i + 2] << 16) + (u[i + 3] << 24)) & _WORD for i in range(0, len(u), 4)]
 
 
 def hashlittle2(units: Sequence[int], primary_seed: int = 0, secondary_seed: int = 0) -> tuple[int, int]:
     """lookup3's two 32-bit hashes (c, b) of `units` (bytes, or any small non-negative integers)."""
-    length = len(units)
-    a = b = (_GOLDEN + length + primary_seed) & _WORD
+    a = b = (_GOLDEN + len(units) + primary_seed) & _WORD
     c = (a + secondary_seed) & _WORD
-    if length == 0:
+    if not units:
         return c, b
-    start = 0
+    words = _words(units)
     # Every block but the last goes through mix(); the last (1 to 12 units, zero-padded) through final().
-    while length - start > 12:
-        a = (a + _word(units[start:start + 4])) & _WORD
-        b = (b + _word(units[start + 4:start + 8])) & _WORD
-        c = (c + _word(units[start + 8:start + 12])) & _WORD
-        a, b, c = _mix(a, b, c)
-        start += 12
-    tail = units[start:]
-    a = (a + _word(tail[0:4])) & _WORD
-    b = (b + _word(tail[4:8])) & _WORD
-    c = (c + _word(tail[8:12])) & _WORD
-    a, b, c = _final(a, b, c)
+    for i in range(0, len(words) - 3, 3):
+        a, b, c = _mix((a + words[i]) & _WORD, (b + words[i + 1]) & _WORD, (c + words[i + 2]) & _WORD)
+    a, b, c = _final((a + words[-3]) & _WORD, (b + words[-2]) & _WORD, (c + words[-1]) & _WORD)
     return c, b
 
 
