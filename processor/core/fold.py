@@ -34,11 +34,14 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
         return ObjectFold(None, outcomes)
     if len(events) > 1:
         events = sorted(events, key=_order)
+    order: tuple[str, str] | None = None
+    event_id: str | None = None
+    etag: str | None = None
+    etype: str | None = None
     if current is not None:
         order, event_id, etag, etype = current.order, current.event_id, current.etag, current.event_type
         merged = MergedState(events[-1].reducer, current.state, current.provenance, current.order)
     else:
-        order = event_id = etag = etype = None
         merged = MergedState(events[-1].reducer)
     winner_changed = False
     for ev in events:
@@ -60,7 +63,7 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
         if order is None or ev_order > order:
             order, event_id, etag, etype = ev_order, ev_order[1], ev.etag, ev_type
             winner_changed = True
-    if not (merged.changed or winner_changed):
+    if not (merged.changed or winner_changed) or order is None or etype is None or event_id is None:
         return ObjectFold(None, outcomes)
     source, obj = events[0].key
     row = Row(source, obj, etype, event_id, order[0], etag, merged.state, now, merged.provenance_for(order),

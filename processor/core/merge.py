@@ -108,14 +108,14 @@ class MergedState:
                 if known is None or time < known:
                     current[key] = time
                     self.changed = True
-        for field, values in c.union.items():
-            current = state.get(field)
-            if type(current) is not list:
-                current = state[field] = sorted(current if type(current) is list else [], key=natural_order)
+        for field, additions in c.union.items():
+            seen = state.get(field)
+            if type(seen) is not list:
+                seen = state[field] = []
                 self.changed = True
-            for value in values:
-                if value not in current:
-                    insort(current, value, key=natural_order)
+            for value in additions:
+                if value not in seen:
+                    insort(seen, value, key=natural_order)
                     self.changed = True
 
     def join_state(self, state: State, provenance: dict[str, Any], order: Order) -> None:
@@ -165,7 +165,7 @@ class MergedState:
 _MIXED = object()
 
 
-def natural_order(value: Any) -> tuple:
+def natural_order(value: Any) -> tuple[Any, ...]:
     """Numbers (and strings of ASCII digits) by value, then other strings, then anything else by its text."""
     if isinstance(value, bool):
         return (2, 0, str(value))

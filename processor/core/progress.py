@@ -9,6 +9,7 @@ the unbroken done prefix.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 
 class PartitionProgress:
@@ -16,7 +17,7 @@ class PartitionProgress:
         # Bumped each time the partition is (re)opened, so late completions from an earlier ownership
         # (events released before the partition was lost) cannot mark a replayed message as done.
         self.generation = generation
-        self._pending: OrderedDict[int, list] = OrderedDict()  # sequence number -> [offset, remaining]
+        self._pending: OrderedDict[int, list[Any]] = OrderedDict()  # sequence number -> [offset, remaining]
         self.safe: tuple[int, str] | None = None  # (sequence number, offset) safe to checkpoint
         self.last_received: int | None = None
         self.done_messages = 0

@@ -15,14 +15,14 @@ from processor.core.merge import Contribution, MergeReducer
 from processor.core.model import Admitted
 
 
-def _pick(data: dict, *names: str) -> Any:
+def _pick(data: dict[str, Any], *names: str) -> Any:
     for name in names:
         if name in data:
             return data[name]
     return None
 
 
-def _as_map(value: Any) -> dict:
+def _as_map(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 

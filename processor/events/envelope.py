@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -47,6 +47,14 @@ class Event(msgspec.Struct, gc=False):
     """
 
     schema: ClassVar[str] = ""
+    if TYPE_CHECKING:  # the attributes both subclasses define, for the type checker (msgspec never sees these)
+        id: str
+        source: str
+        subject: str | None
+        type: str
+        time: str | None
+        data: Any
+        body: bytes | None
 
     @property
     def extensions(self) -> dict[str, Any]:
@@ -173,8 +181,9 @@ def _decode_careful(body: bytes, limits: DecodeLimits) -> DecodeResult:
     if _depth(doc, limits.max_depth) > limits.max_depth:
         return _bad(f"too deep: nesting exceeds {limits.max_depth} levels")
 
+    items: list[Any]
     if isinstance(doc, dict):
-        items = (doc,)
+        items = [doc]
     elif isinstance(doc, list):
         if not doc:
             return _bad("not an event: empty JSON array")
@@ -240,7 +249,7 @@ def _decode_event(item: Any, limits: DecodeLimits) -> Event | Malformed:
 _NAMES = {EVENTGRID: ("topic", "eventType", "eventTime"), CLOUDEVENTS: ("source", "type", "time")}
 
 
-def _eventgrid(item: dict) -> Event | Malformed:
+def _eventgrid(item: dict[str, Any]) -> Event | Malformed:
     event_id = item.get("id")
     problem = _check_common(event_id, item.get("topic"), "topic", item.get("eventType"), "eventType")
     if problem:
@@ -248,7 +257,7 @@ def _eventgrid(item: dict) -> Event | Malformed:
     return _event(EventGridEvent, item, item.get("data"))
 
 
-def _cloudevent(item: dict, limits: DecodeLimits) -> Event | Malformed:
+def _cloudevent(item: dict[str, Any], limits: DecodeLimits) -> Event | Malformed:
     event_id = item.get("id")
     good_id = event_id if isinstance(event_id, str) else None
     if item.get("specversion") != "1.0":
@@ -265,7 +274,7 @@ def _cloudevent(item: dict, limits: DecodeLimits) -> Event | Malformed:
     return _event(CloudEvent, item, data, specversion="1.0")
 
 
-def _event(cls: type[Event], item: dict, data: Any, **extra: Any) -> Event:
+def _event(cls: type[Event], item: dict[str, Any], data: Any, **extra: Any) -> Event:
     source_key, type_key, time_key = _NAMES[cls.schema]
     subject, time = item.get("subject"), item.get(time_key)
     return cls(id=item["id"], source=item[source_key], subject=subject if isinstance(subject, str) else None,
@@ -282,7 +291,7 @@ def _check_common(event_id: Any, source: Any, source_name: str, etype: Any, type
     return None
 
 
-def _base64_data(item: dict, limits: DecodeLimits) -> Any:
+def _base64_data(item: dict[str, Any], limits: DecodeLimits) -> Any:
     # Binary data is only meaningful to us when it is JSON (Event Grid never sends anything else here).
     try:
         raw = base64.b64decode(item["data_base64"], validate=True)
