@@ -15,7 +15,7 @@ from typing import Any
 from processor.config import load_settings
 from processor.hub.clients import producer_client
 from processor.sim.traffic import deliver, lifecycle
-from processor.worker import signals
+from processor.runtime import stop_on_signal
 from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
 
@@ -28,7 +28,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     for old in folder.glob("*.sqlite*"):
         old.unlink()  # a demo starts from nothing; the hub is new each time too
     stop = asyncio.Event()
-    signals.attach(stop)
+    stop_on_signal(stop)
     async with DevHub([HubSpec(name="events", partitions=4, consumer_groups=("$Default", "replay"))]) as hub:
         settings = replace(
             load_settings(path=getattr(args, "config", None)),

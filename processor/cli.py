@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
-from processor.worker import signals
+from processor import runtime
 
 if TYPE_CHECKING:
     from processor.config import Settings
@@ -203,7 +203,7 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
     development tool, on top of this package) runs through here too, so both behave alike."""
     # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
     # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
-    signals.install()
+    runtime.install_stop_signals()
     from processor.config import ConfigError, load_log_level
     from processor.stores.base import StoreError
 
@@ -211,12 +211,9 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
     name = parser.prog
     args = parser.parse_args(argv)
     if not getattr(args, "stops_gracefully", False):
-        signals.uninstall()
+        runtime.restore_signals()
     try:
-        logging.basicConfig(level=load_log_level(path=args.config),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        # The SDK logs every link attach and load-balancing round at INFO; ours say what matters.
-        logging.getLogger("azure").setLevel(logging.WARNING)
+        runtime.configure_logging(load_log_level(path=args.config))
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # `processor export | head`: the reader has what it wanted.

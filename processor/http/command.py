@@ -16,13 +16,13 @@ log = logging.getLogger("processor")
 def cmd_serve(args: argparse.Namespace) -> int:
     from processor.http.server import start_http
     from processor.stores.registry import open_store
-    from processor.worker import signals
+    from processor.runtime import stop_on_signal
 
     settings = load_settings(path=args.config, store_url=args.store, http_address=args.address)
 
     async def main() -> int:
         stop = asyncio.Event()
-        signals.attach(stop)
+        stop_on_signal(stop)
         store = open_store(settings.store_url)
         await store.open()
         try:

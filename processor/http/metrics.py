@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
 from aiohttp import web
 
 from processor.core.model import OUTCOMES
 from processor.http.context import context
+from processor.http.view import HistogramView, WorkerView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Sample = tuple[str, dict[str, str], float]  # (suffix, labels, value)
 
 
-def histogram_samples(hist: Any) -> list[Sample]:
+def histogram_samples(hist: HistogramView) -> list[Sample]:
     samples: list[Sample] = [("_bucket", {"le": format_value(float(b))}, n) for b, n in zip(hist.bounds, hist.buckets)]
     return samples + [("_bucket", {"le": "+Inf"}, hist.count), ("_sum", {}, float(hist.seconds)),
                       ("_count", {}, hist.count)]
@@ -63,7 +64,7 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def worker_families(out: Exposition, worker: Any) -> None:
+def worker_families(out: Exposition, worker: WorkerView) -> None:
     tally = worker.tally
     out.family("processor_events_total", "counter", "Events by outcome and event type.",
                [("", {"outcome": o, "type": t}, n) for (o, t), n in sorted(tally.by_outcome_type.items())

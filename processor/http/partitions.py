@@ -4,6 +4,9 @@ With a hub configured (a worker runs here, or `processor serve` has the hub's se
 `partition_status`: every partition with its owner (other replicas' too), checkpoint, last enqueued sequence
 number and lag. The attached worker adds what only it knows about the partitions it owns. When the hub cannot
 be asked, the worker's own partitions are shown with the error.
+
+Imports the hub adapters (the status query, a checkpoint store) when a hub is configured, and reads the worker
+through `view.WorkerView` only.
 """
 
 from __future__ import annotations
@@ -12,18 +15,23 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from processor.config import Settings
+from processor.http.cached import Cached
+from processor.http.view import WorkerView
 
 if TYPE_CHECKING:
-    from processor.http.context import Context
+    from azure.eventhub.aio import CheckpointStore
 
 log = logging.getLogger(__name__)
 
+PARTITIONS_TTL = 3.0  # seconds a partition status (one AMQP round trip per partition) is reused
 
-def hub_configured(settings: Any) -> bool:
+
+def hub_configured(settings: Settings) -> bool:
     return bool(settings.eventhub_connection_string or settings.eventhub_namespace)
 
 
-def local_rows(worker: Any) -> dict[str, dict[str, Any]]:
+def local_rows(worker: WorkerView) -> dict[str, dict[str, Any]]:
     """What the attached worker knows about each partition it owns."""
     now = time.monotonic()
     rows = {}
@@ -48,20 +56,19 @@ def _sort_key(row: dict[str, Any]) -> tuple[int, str]:
 
 
 class PartitionView:
-    def __init__(self, ctx: "Context"):
-        from processor.http.context import PARTITIONS_TTL, Cached
-
-        self.ctx = ctx
-        self._checkpoints: Any = None  # opened here only when no worker lends its own
+    def __init__(self, settings: Settings, worker: WorkerView | None):
+        self.settings = settings
+        self.worker = worker
+        self._checkpoints: CheckpointStore | None = None  # opened here only when no worker lends its own
         self._cached = Cached(PARTITIONS_TTL, self._compute)
 
     async def get(self) -> dict[str, Any]:
         return await self._cached.get()
 
     async def _compute(self) -> dict[str, Any]:
-        ctx, worker = self.ctx, self.ctx.worker
+        worker = self.worker
         local = local_rows(worker) if worker is not None else {}
-        if not hub_configured(ctx.settings):
+        if not hub_configured(self.settings):
             return {"source": "worker" if worker is not None else "none", "partitions": _local_only(local)}
         try:
             hub_rows = await self._from_hub()
@@ -82,16 +89,16 @@ class PartitionView:
         return {"source": "hub", "partitions": sorted(rows, key=_sort_key)}
 
     async def _from_hub(self) -> list[dict[str, Any]]:
-        from processor.worker.status import partition_status
+        from processor.hub.status import partition_status
 
-        worker = self.ctx.worker
+        worker = self.worker
         if worker is not None and worker.checkpoint_store is not None:
-            return await partition_status(self.ctx.settings, worker.checkpoint_store, worker.ids["consumer_group"])
+            return await partition_status(self.settings, worker.checkpoint_store, worker.ids["consumer_group"])
         if self._checkpoints is None:
             from processor.hub.checkpoints import open_checkpoint_store
 
-            self._checkpoints = await open_checkpoint_store(self.ctx.settings)
-        return await partition_status(self.ctx.settings, self._checkpoints)
+            self._checkpoints = await open_checkpoint_store(self.settings)
+        return await partition_status(self.settings, self._checkpoints)
 
     async def close(self) -> None:
         if self._checkpoints is not None:

@@ -6,7 +6,6 @@ import asyncio
 
 from aiohttp import web
 
-from processor.http.consumer import consumer_alive
 from processor.http.context import context
 from processor.http.jsonresp import json_response
 from processor.stores.base import ProjectionStore
@@ -49,6 +48,6 @@ async def not_ready_reason(request: web.Request) -> str | None:
         return "worker: the apply loop is not running"
     if not worker.store_healthy:
         return "worker: store commits are failing (retrying)"
-    if consumer_alive(worker) is False:
+    if worker.consumer_alive is False:
         return "worker: the Event Hubs consumer is not running"
     return None

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -45,7 +45,8 @@ from processor.http.context import CONTEXT, Context
 from processor.http.hosts import OPEN_PATHS, HostRule
 from processor.http.jsonresp import json_error
 from processor.http.protocol import LimitedSite, Limits
-from processor.stores.base import ProjectionStore
+from processor.http.view import WorkerView
+from processor.stores.base import ProjectionStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,8 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
         if is_api and exc.status >= 400:
             return json_error(exc.status, exc.reason)
         raise
-    except RuntimeError as exc:
-        # StoreError is a RuntimeError. Its text can name a file or a database: logged, not answered.
+    except StoreError as exc:
+        # Its text can name a file or a database: logged, not answered.
         ctx.store_health.failed(request.path, exc)
         return json_error(503, "store unavailable")
     except Exception:
@@ -97,7 +98,7 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_error(500, "internal error")
 
 
-def build_app(settings: Settings, store: ProjectionStore, worker: Any = None) -> web.Application:
+def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | None = None) -> web.Application:
     app = web.Application(middlewares=[rules])
     hosts = HostRule(settings.http_allowed_hosts, split_address(settings.http_address)[0])
     ctx = Context(settings, store, worker, hosts)
@@ -147,7 +148,7 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def start_http(settings: Settings, store: ProjectionStore, worker: Any = None, *,
+async def start_http(settings: Settings, store: ProjectionStore, worker: WorkerView | None = None, *,
                      limits: Limits = Limits()) -> HttpHandle:
     """Serve on settings.http_address (port 0 picks a free port: see handle.port) until handle.close()."""
     host, port = split_address(settings.http_address)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from processor.config import Settings, load_settings, warn_if_any_source
-from processor.worker import signals
+from processor.runtime import stop_on_signal
 
 log = logging.getLogger("processor")
 
@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         stop = asyncio.Event()
-        signals.attach(stop)
+        stop_on_signal(stop)
         servers: list[Any] = []
         options = WorkerOptions(on_started=_http_starter(settings, args, servers))
         try:
@@ -99,7 +99,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 return 1
             total = sum(targets.values()) + len(targets)
             stop = asyncio.Event()
-            signals_seen = signals.attach(stop)
+            signals_seen = stop_on_signal(stop)
             progress = {"done": 0, "complete": False}
 
             async def watch(worker: Any) -> None:
@@ -169,7 +169,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         stop = asyncio.Event()
-        signals.attach(stop)
+        stop_on_signal(stop)
         messages = deliver(lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
                            seed=args.seed + 1, duplicate_rate=args.duplicates, late_rate=args.late)
         started = time.monotonic()
@@ -184,7 +184,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
-    from processor.worker.status import partition_status
+    from processor.hub.status import partition_status
 
     settings = _settings(args)
 

@@ -345,7 +345,7 @@ def test_scaledobject_targets_the_deployment(resources):
 
 def test_lag_threshold_is_derived_from_the_window_and_checkpoint_interval_the_pods_run_with(resources):
     from processor.config import load_settings
-    from processor.worker.status import DESIGN_RATE_PER_REPLICA, keda_threshold
+    from processor.hub.status import DESIGN_RATE_PER_REPLICA, keda_threshold
 
     # The settings a pod runs with: code defaults overridden by the ConfigMap's variables.
     settings = load_settings(env={k: v for k, v in _config(resources).items() if k.startswith("PROCESSOR_")}, path=None)

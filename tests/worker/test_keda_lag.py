@@ -7,11 +7,11 @@ import pytest
 
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
 from processor.hub.clients import consumer_client, producer_client
+from processor.hub.status import (DESIGN_RATE_PER_REPLICA, INT64_MAX, keda_lag, keda_total, lag_note,
+                                  partition_status)
 from processor.sim.traffic import deliver, lifecycle
 from processor.worker.app import run_worker
 from processor.worker.simulate import publish
-from processor.worker.status import (DESIGN_RATE_PER_REPLICA, INT64_MAX, keda_lag, keda_total, lag_note,
-                                     partition_status)
 from tests.worker.helpers import until, worker_settings
 
 MAX = INT64_MAX

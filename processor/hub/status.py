@@ -11,6 +11,8 @@ reproduced here so that `processor status` shows the figure KEDA scales on, anom
 - a partition emptied by retention keeps its last sequence number, so a checkpoint behind it still counts.
 The total KEDA acts on is the sum, capped at partitions x threshold (it never asks for more replicas than
 partitions).
+
+Read by `processor status` and the HTTP partition view; imports the settings and this package's clients.
 """
 
 from __future__ import annotations

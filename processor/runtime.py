@@ -1,21 +1,25 @@
-"""Stop requests (SIGTERM, SIGINT) for the long-running commands, honoured from the first instant of the process.
+"""Process plumbing for every long-running command: stop requests (SIGTERM, SIGINT) honoured from the first
+instant of the process, and the logging set-up.
 
 The command line installs the handler before its imports (a quarter of a second of them) and its parsing;
 an event loop attaches its stop event later. A signal that came before is kept and sets the event as soon
 as it is attached, so a SIGTERM at any instant takes the graceful path instead of the default death (143).
-Imports nothing of the processor: it runs before everything else.
+Imports nothing of the processor (and nothing heavy): it runs before everything else.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # asyncio alone takes 30 ms to import: not before the handler is in place
     import asyncio
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class StopSignals:
@@ -48,7 +52,7 @@ class StopSignals:
 _installed: StopSignals | None = None
 
 
-def install() -> StopSignals:
+def install_stop_signals() -> StopSignals:
     """Catch SIGTERM and SIGINT from now on (once per process; later calls return the same handler)."""
     global _installed
     if _installed is None:
@@ -59,7 +63,7 @@ def install() -> StopSignals:
     return _installed
 
 
-def uninstall() -> None:
+def restore_signals() -> None:
     """Give the signals their previous handling back (a command that does not stop gracefully), acting on one
     that came meanwhile as that handling would have."""
     global _installed
@@ -72,8 +76,15 @@ def uninstall() -> None:
         os.kill(os.getpid(), handler.received)
 
 
-def attach(stop: asyncio.Event) -> StopSignals:
+def stop_on_signal(stop: asyncio.Event) -> StopSignals:
     """Set `stop` on SIGTERM or SIGINT, including one received before this call; from the running loop."""
-    handler = install()
+    handler = install_stop_signals()
     handler.attach(stop)
     return handler
+
+
+def configure_logging(level: str | int) -> None:
+    """Log records at `level` and above to stderr, one line each; the Azure SDK's at WARNING and above."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    # The SDK logs every link attach and load-balancing round at INFO; ours say what matters.
+    logging.getLogger("azure").setLevel(logging.WARNING)
