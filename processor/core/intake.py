@@ -8,9 +8,9 @@ object and order (dead-lettered when missing).
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Iterable
 
-from processor.core.model import Admitted, DeadLetter, Tally
+from processor.core.model import Admitted, DeadLetter, Origin, Tally
 from processor.core.reducers import reducer_table
 from processor.events.catalog import Catalog
 from processor.events.envelope import DecodeLimits, Malformed, decode_body
@@ -47,7 +47,7 @@ class Intake:
         self.keep_body_bytes = keep_body_bytes
         self._sources: dict[str, str] = {}  # as sent -> normalised; few distinct sources, many events
 
-    def admit(self, body: bytes, tally: Tally, origin: Any = None, label: str = "",
+    def admit(self, body: bytes, tally: Tally, origin: Origin | None = None, label: str = "",
               delivery_kind: str | None = None, body_section: str | None = None
               ) -> tuple[list[Admitted], list[DeadLetter]]:
         """The events of one message body that may be projected, and at most one dead letter for the rest.
@@ -67,7 +67,7 @@ class Intake:
             tally.add("dead_lettered", "-")
             return [], [self._dead([Malformed(f"internal error: {type(exc).__name__}: {exc}")], body, label)]
 
-    def _admit(self, body: bytes, tally: Tally, origin: Any, label: str,
+    def _admit(self, body: bytes, tally: Tally, origin: Origin | None, label: str,
                delivery_kind: str | None) -> tuple[list[Admitted], list[DeadLetter]]:
         if delivery_kind in _NOT_NOTIFICATIONS:
             tally.read += 1

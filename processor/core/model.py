@@ -1,11 +1,12 @@
-"""The values that flow through the core: admitted events, stored rows, dead letters and outcome tallies."""
+"""The values that flow through the core: admitted events and where they came from, stored rows, dead letters
+and outcome tallies. Imports only the events layer and the merge building blocks."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from processor.core.merge import MergeReducer
 from processor.events.envelope import Event
@@ -15,17 +16,35 @@ ObjectKey = tuple[str, str]  # (source lowercased, object)
 OUTCOMES = ("applied", "stale", "duplicate", "ignored", "rejected", "dead_lettered")
 
 
+class Origin(NamedTuple):
+    """The hub message an event came from: the worker's, to hold its partition's checkpoint back until the
+    event is durable. The core only compares origins (the same event twice from one origin is one arrival)."""
+
+    hub: str
+    partition: str
+    generation: int  # which ownership of the partition received it (see PartitionProgress.generation)
+    sequence_number: int
+    enqueued: float | None  # the hub's enqueue time, epoch seconds
+
+    @property
+    def label(self) -> str:
+        """The message's name in its dead letters: `{hub}/{partition}@{sequence number}`, e.g. `events/0@12`."""
+        return f"{self.hub}/{self.partition}@{self.sequence_number}"
+
+    def __str__(self) -> str:  # what names an event's own dead letter (the projector's, for unstorable state)
+        return self.label
+
+
 class Admitted:
     """An event that passed every check and now waits its turn in its object's order.
 
-    `origin` is opaque to the core: the worker puts (partition, sequence number) there to hold checkpoints
-    back, file ingest puts nothing.
+    `origin` is the hub message it came from (the worker's); file ingest has none.
     """
 
     __slots__ = ("key", "order", "etag", "time", "event", "reducer", "size", "origin", "token")
 
     def __init__(self, key: ObjectKey, sequencer: str, etag: str | None, time: str, event: Event,
-                 reducer: MergeReducer, size: int, origin: Any = None):
+                 reducer: MergeReducer, size: int, origin: Origin | None = None):
         self.key = key
         self.order = (sequencer, event.id)  # ties on the sequencer go to the larger event id
         self.etag = etag
@@ -105,6 +124,8 @@ class DeadLetter:
     reason: str
     body: bytes  # already truncated to what is worth keeping
     body_size: int  # of the whole original body
+    # Which message: `{hub}/{partition}@{sequence number}` from the hub (`Origin.label`), `{file}:{line}` (or
+    # `stdin:{line}`) from file ingest.
     origin: str
     event_id: str | None = None
     # Identifies the same bad message seen again (redelivery, re-ingest) so it is stored once.
@@ -127,10 +148,6 @@ class Tally:
 
     def add(self, outcome: str, event_type: str, n: int = 1) -> None:
         self.by_outcome_type[(outcome, event_type)] += n
-
-    def merge(self, other: "Tally") -> None:
-        self.read += other.read
-        self.by_outcome_type.update(other.by_outcome_type)
 
     def count(self, outcome: str) -> int:
         return sum(n for (o, _), n in self.by_outcome_type.items() if o == outcome)

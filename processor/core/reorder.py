@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Callable
 
-from processor.core.model import Admitted, ObjectKey
+from processor.core.model import Admitted, ObjectKey, Origin
 
 Released = dict[ObjectKey, list[Admitted]]
 
@@ -30,10 +30,10 @@ class ReorderBuffer:
         self.window = window
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._pending: dict[ObjectKey, dict[tuple[str, Any], Admitted]] = {}
+        self._pending: dict[ObjectKey, dict[tuple[str, Origin | None], Admitted]] = {}
         # Arrivals in order, as (deadline, key, (event id, origin), token). An entry whose event already left,
         # or was dropped and added again (a new token), is skipped.
-        self._arrivals: deque[tuple[float, ObjectKey, tuple[str, Any], int]] = deque()
+        self._arrivals: deque[tuple[float, ObjectKey, tuple[str, Origin | None], int]] = deque()
         self._tokens = 0
         self._events = 0
         self._bytes = 0
@@ -125,10 +125,6 @@ class ReorderBuffer:
                 self._forget(key, held, ev)
                 dropped.append(ev)
         return dropped
-
-    def pending(self) -> Iterable[Admitted]:
-        for held in self._pending.values():
-            yield from held.values()
 
     def next_deadline(self) -> float | None:
         for deadline, key, ident, token in self._arrivals:
