@@ -11,12 +11,12 @@ import gc
 import sys
 from typing import BinaryIO, Iterable, Iterator
 
+from processor.admission import make_intake
 from processor.config import Settings
 from processor.core.cache import StateCache
 from processor.core.intake import Intake
 from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
-from processor.events.envelope import DecodeLimits
 from processor.projector import fold_storable
 from processor.stores.base import ProjectionStore, StoreError, utc_now
 
@@ -26,11 +26,6 @@ FOLD_BATCH = 20000
 DEAD_LETTER_BATCH = 1000
 FREEZE_EVERY = 20_000
 MAX_REBASES = 100
-
-
-def make_intake(settings: Settings) -> Intake:
-    limits = DecodeLimits(max_body_bytes=settings.max_body_bytes, max_depth=settings.max_depth)
-    return Intake(settings.catalog(), settings.allowed_sources, limits)
 
 
 def read_lines(paths: Iterable[str]) -> Iterator[tuple[str, bytes]]:

@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
 from hypothesis.errors import Flaky
 
+from processor.admission import make_intake
 from processor.config import Settings
 from processor.core import merge
 from processor.core.model import Tally
-from processor.ingest import ingest, make_intake
+from processor.ingest import ingest
 from processor.projector import Projector
 from processor.stores.registry import open_store
 from processor.stores.sqlite import SqliteStore

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import random
 
+from processor.admission import make_intake
 from processor.config import Settings
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Tally
 from processor.core.reorder import Released
-from processor.ingest import make_intake
 from processor.projector import Projector
 from processor.sim.traffic import deliver, lifecycle
 from processor.stores.base import ProjectionStore
