@@ -93,8 +93,8 @@ async def latency(settings: Settings, group: str, rate: float, seconds: float) -
         original_receive, original_apply = worker.receive, worker.projector.apply
 
         async def receive(pid, events, last=None):
-            for seq, _offset, _body, _kind, enqueued_at in events:
-                enqueued[(pid, seq)] = enqueued_at
+            for delivery in events:
+                enqueued[(pid, delivery.sequence_number)] = delivery.enqueued
             await original_receive(pid, events, last)
 
         async def apply(released, dead):
@@ -102,7 +102,7 @@ async def latency(settings: Settings, group: str, rate: float, seconds: float) -
             now = time.time()
             for evs in released.values():
                 for ev in evs:
-                    t = enqueued.pop((ev.origin[0], ev.origin[2]), None)
+                    t = enqueued.pop((ev.origin.partition, ev.origin.sequence_number), None)
                     if t is not None:
                         lat.append(now - t)
 

@@ -5,12 +5,8 @@ does our pipeline; in one process they share one core under the GIL. Split, each
 only receives and forwards; the worker (the parent) decodes, projects, commits and checkpoints, so a
 checkpoint still follows the commit.
 
-Protocol on stdout, frames of a 4-byte big-endian length + a msgpack array:
-    ["open", pid]   ["close", pid, lost]   ["batch", pid, last_enqueued, [[seq, offset, body, kind, t, section], ...]]
-    ["error", text, missing, pid]   missing: None, or "hub" / "consumer group" when the service said it does not
-                                    exist; pid: the partition whose receiver failed, None for load balancing
-On stdin the parent writes "stop\\n" for a graceful stop (close the client, releasing ownership); end of file
-means the parent is gone, and the feeder exits at once, as a crash would, without releasing anything.
+What goes over the pipes (the settings in, frames out on stdout, the stop command in on stdin) is defined in
+`processor.hub.wire`, which the worker imports too. Imports the SDK and the hub's other adapters.
 """
 
 from __future__ import annotations
@@ -19,54 +15,44 @@ import asyncio
 import logging
 import os
 import signal
-import struct
 import sys
-from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
-import msgspec
-from azure.eventhub import CloseReason
+from azure.eventhub import CloseReason, EventData
+from azure.eventhub.aio import PartitionContext
 from azure.eventhub.amqp import AmqpMessageBodyType
 
 from processor.config import Settings
+from processor.hub.wire import (ENV, STOP, Batch, Closed, Delivery, Error, Frame, Opened, encode_frame,
+                                settings_from_env)
 
 log = logging.getLogger("processor.feeder")
-ENV = "PROCESSOR_FEEDER_SETTINGS"
-_encode = msgspec.msgpack.Encoder().encode
 
 
-def settings_to_env(settings: Settings, consumer_group: str) -> str:
-    return msgspec.json.encode({"settings": asdict(settings), "consumer_group": consumer_group}).decode()
+def delivery_kind(properties: dict[Any, Any] | None) -> str | None:
+    """Event Grid's `aeg-event-type` application property (Notification, SubscriptionValidation, ...).
 
-
-def settings_from_env(text: str) -> tuple[Settings, str]:
-    doc = msgspec.json.decode(text)
-    # JSON has no tuples: every list-valued setting goes back to the tuple Settings holds.
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()}
-    return Settings(**fields), doc["consumer_group"]
-
-
-def delivery_kind(properties: dict | None) -> str | None:
-    """Event Grid's `aeg-event-type` application property (Notification, SubscriptionValidation, ...)."""
+    A value that is not text (any producer may set the property) is None: it names no control message of
+    Event Grid's, which is all the worker asks of it, and the frame stays of its declared type."""
     if not properties:
         return None
     value = properties.get(b"aeg-event-type", properties.get("aeg-event-type"))
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return value
+    return value if isinstance(value, str) else None
 
 
 # What is kept of a value or sequence body for its dead letter.
 MAX_RENDERED_BODY = 4096
 
 
-def message_body(event: Any) -> tuple[bytes, str | None]:
+def message_body(event: EventData) -> tuple[bytes, str | None]:
     """The message body, and None; or, for an AMQP value or sequence body (Event Grid only ever writes data
     sections), a printable rendering of it and the section's kind, for the worker to dead-letter."""
     raw = event.raw_amqp_message
     if raw.body_type != AmqpMessageBodyType.DATA:
         return repr(raw.body)[:MAX_RENDERED_BODY].encode("utf-8", "backslashreplace"), str(raw.body_type.value)
-    body = event.body
+    body: Any = event.body  # bytes, or a data section per part (the SDK types it as any AMQP value)
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body), None
     if isinstance(body, str):
@@ -83,42 +69,44 @@ async def feed(settings: Settings, group: str) -> int:
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
 
-    async def send(frame: list) -> None:
-        payload = _encode(frame)
-        writer.write(struct.pack(">I", len(payload)) + payload)
+    async def send(frame: Frame) -> None:
+        writer.write(encode_frame(frame))
         await writer.drain()  # the parent reads slower: the SDK stops pulling, which is the backpressure
 
     checkpoints = await open_checkpoint_store(settings)
     client = consumer_client(settings, checkpoints, group)
 
-    async def on_batch(context: Any, events: list) -> None:
+    async def on_batch(context: PartitionContext, events: list[EventData]) -> None:
         props = context.last_enqueued_event_properties or {}
-        items = []
+        deliveries = []
         for e in events:
             # The raw annotations (public through raw_amqp_message) spare the per-event datetime and decoding
             # the convenience properties do: this loop is the feeder's whole cost beside the SDK's own.
             raw = e.raw_amqp_message
-            ann = raw.annotations
+            ann: dict[bytes, Any] = raw.annotations  # type: ignore[assignment]  # a received message has them
             offset = ann[b"x-opt-offset"]
             stamp = ann.get(b"x-opt-enqueued-time")
             body, section = message_body(e)
-            items.append([ann[b"x-opt-sequence-number"], offset.decode() if isinstance(offset, bytes) else offset,
-                          body, delivery_kind(raw.application_properties),
-                          stamp / 1000 if stamp is not None else None, section])
-        await send(["batch", context.partition_id, props.get("sequence_number"), items])
+            deliveries.append(Delivery(ann[b"x-opt-sequence-number"],
+                                       offset.decode() if isinstance(offset, bytes) else offset, body,
+                                       delivery_kind(raw.application_properties),
+                                       stamp / 1000 if stamp is not None else None, section))
+        await send(Batch(context.partition_id, props.get("sequence_number"), deliveries))
 
-    async def on_open(context: Any) -> None:
-        await send(["open", context.partition_id])
+    async def on_open(context: PartitionContext) -> None:
+        await send(Opened(context.partition_id))
 
-    async def on_close(context: Any, reason: CloseReason) -> None:
-        await send(["close", context.partition_id, reason == CloseReason.OWNERSHIP_LOST])
+    async def on_close(context: PartitionContext, reason: CloseReason) -> None:
+        await send(Closed(context.partition_id, reason == CloseReason.OWNERSHIP_LOST))
 
-    async def on_error(context: Any, error: Exception) -> None:
+    async def on_error(context: PartitionContext | None, error: Exception) -> None:
         where = f"partition {context.partition_id}" if context is not None else "load balancing"
         # Load balancing asks the hub for its partitions: its not-found is the hub's. A partition's receiver names
         # the consumer group as well, and is only started once the hub has answered: its not-found is the group's.
-        missing = ("consumer group" if context is not None else "hub") if not_found(error) else None
-        await send(["error", f"{where}: {error!r}", missing, context.partition_id if context is not None else None])
+        missing: Literal["hub", "consumer group"] | None = None
+        if not_found(error):
+            missing = "consumer group" if context is not None else "hub"
+        await send(Error(f"{where}: {error!r}", missing, context.partition_id if context is not None else None))
 
     receiving = asyncio.create_task(client.receive_batch(
         on_batch, max_batch_size=settings.prefetch, prefetch=settings.prefetch,
@@ -129,10 +117,10 @@ async def feed(settings: Settings, group: str) -> int:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     command = asyncio.create_task(reader.readline())
     done, _ = await asyncio.wait([receiving, command], return_when=asyncio.FIRST_COMPLETED)
-    if command in done and command.result() != b"stop\n":
+    if command in done and command.result() != STOP:
         os._exit(3)  # the parent died: behave as a crash, release nothing
     if receiving in done and receiving.exception() is not None:
-        await send(["error", f"receiving stopped: {receiving.exception()!r}", None, None])
+        await send(Error(f"receiving stopped: {receiving.exception()!r}", None, None))
         return 1
     await client.close()  # releases ownership; the parent has committed and checkpointed already
     await close_checkpoint_store(checkpoints)

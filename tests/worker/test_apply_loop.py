@@ -5,6 +5,7 @@ import time
 from dataclasses import replace
 
 from processor.config import Settings
+from processor.hub.wire import Delivery
 from processor.stores.sqlite import SqliteStore
 from processor.worker.worker import Worker
 from tests.builders import body, model_event
@@ -21,7 +22,7 @@ async def test_an_event_arriving_while_the_loop_sleeps_on_an_empty_buffer_is_app
         await asyncio.sleep(0)  # the loop is now asleep on an empty buffer
         worker.open_partition("0")
         sent = time.monotonic()
-        await worker.receive("0", [(0, "0", body(model_event("m", 1)), None, None, None)])
+        await worker.receive("0", [Delivery(0, "0", body(model_event("m", 1)), None, None, None)])
         while worker.tally.count("applied") == 0:
             assert time.monotonic() - sent < 5, "the event waited for the checkpoint interval, not its window"
             await asyncio.sleep(0.01)
@@ -31,8 +32,8 @@ async def test_an_event_arriving_while_the_loop_sleeps_on_an_empty_buffer_is_app
         await store.close()
 
 
-def delivery(seq: int, event: dict) -> tuple:
-    return (seq, str(seq), body(event), None, None, None)
+def delivery(seq: int, event: dict) -> Delivery:
+    return Delivery(seq, str(seq), body(event), None, None, None)
 
 
 async def make_worker(tmp_path, **changes):

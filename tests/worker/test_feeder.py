@@ -11,7 +11,7 @@ import msgspec
 from processor.config import Settings
 from processor.hub.checkpoints import SqliteCheckpointStore
 from processor.hub.clients import namespace
-from processor.hub.feeder import ENV, settings_from_env, settings_to_env
+from processor.hub.wire import ENV, settings_from_env, settings_to_env
 from tests.worker.helpers import until, worker_settings
 
 

@@ -1,0 +1,102 @@
+"""The feeder's wire: how the worker and its feeder process talk, defined once and imported by both ends.
+
+The worker (`processor.worker.feed`) starts the feeder (`processor.hub.feeder`) as a child process and hands it
+its settings in the environment (`ENV`, `settings_to_env`). The feeder answers on its stdout with frames:
+
+    Opened(partition)                        the SDK opened a partition (on_partition_initialize)
+    Closed(partition, lost)                  it closed one; lost: another owner took it
+    Batch(partition, last_enqueued, deliveries)   one received batch, each message a `Delivery`
+    Error(text, missing, partition)          the SDK reported an error (on_error, or receiving stopped)
+
+each as a 4-byte big-endian length and a msgpack array: the frame's tag, then its fields in the order above
+(msgspec structs with `array_like`: no field names on the wire, so a frame costs what a positional list did).
+E.g. `["batch", "0", 41, [[40, "8160", b"{...}", "Notification", 1700000000.25, None]]]`.
+
+On the feeder's stdin the worker writes `STOP` for a graceful stop (close the client, releasing ownership);
+end of file there means the worker is gone, and the feeder exits at once, as a crash would.
+
+Imports msgspec and `processor.config` (the settings) only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import asdict
+from typing import Any, Literal
+
+import msgspec
+
+from processor.config import Settings
+
+ENV = "PROCESSOR_FEEDER_SETTINGS"  # the variable holding the feeder's settings
+STOP = b"stop\n"
+_HEADER = struct.Struct(">I")
+
+
+class Delivery(msgspec.Struct, array_like=True, gc=False):
+    """One message as the hub delivered it."""
+
+    sequence_number: int
+    offset: str
+    body: bytes  # the data section; for any other AMQP body section, a printable rendering of it
+    kind: str | None  # Event Grid's `aeg-event-type` application property (Notification, SubscriptionValidation...)
+    enqueued: float | None  # the hub's enqueue time, epoch seconds
+    section: str | None  # None: a data section; else the AMQP body type ("value", "sequence"): not an event
+
+
+class Opened(msgspec.Struct, tag="open", array_like=True):
+    partition: str
+
+
+class Closed(msgspec.Struct, tag="close", array_like=True):
+    partition: str
+    lost: bool  # the ownership was taken by another consumer (not a close of our own)
+
+
+class Batch(msgspec.Struct, tag="batch", array_like=True):
+    partition: str
+    last_enqueued: int | None  # the partition's last enqueued sequence number, as the hub reported it
+    deliveries: list[Delivery]
+
+
+class Error(msgspec.Struct, tag="error", array_like=True):
+    text: str  # where (a partition, load balancing, receiving) and the error
+    # The service said the hub or the consumer group does not exist (the SDK retries that forever); None: any
+    # other error, which the SDK retries and may recover from.
+    missing: Literal["hub", "consumer group"] | None
+    partition: str | None  # the partition whose receiver failed; None for load balancing
+
+
+Frame = Opened | Closed | Batch | Error
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Frame)
+
+
+def encode_frame(frame: Frame) -> bytearray:
+    """The frame with its length header, ready to write."""
+    out = bytearray(_HEADER.size)
+    _encoder.encode_into(frame, out, _HEADER.size)
+    _HEADER.pack_into(out, 0, len(out) - _HEADER.size)
+    return out
+
+
+async def read_frame(stream: asyncio.StreamReader) -> Frame | None:
+    """The next frame, or None when the feeder's stdout has ended (the process exited)."""
+    try:
+        header = await stream.readexactly(_HEADER.size)
+        return _decoder.decode(await stream.readexactly(_HEADER.unpack(header)[0]))
+    except asyncio.IncompleteReadError:
+        return None
+
+
+def settings_to_env(settings: Settings, consumer_group: str) -> str:
+    return msgspec.json.encode({"settings": asdict(settings), "consumer_group": consumer_group}).decode()
+
+
+def settings_from_env(text: str) -> tuple[Settings, str]:
+    doc: dict[str, Any] = msgspec.json.decode(text)
+    # JSON has no tuples: every list-valued setting goes back to the tuple Settings holds.
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()}
+    return Settings(**fields), doc["consumer_group"]
