@@ -7,12 +7,15 @@ import asyncio
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from processor.config import Settings, load_settings, warn_if_any_source
 from processor.runtime import stop_on_signal
+
+if TYPE_CHECKING:
+    from processor.worker.worker import Worker
 
 log = logging.getLogger("processor")
 
@@ -61,6 +64,7 @@ def _http_starter(settings: Settings, args: argparse.Namespace, servers: list[An
 
 def cmd_replay(args: argparse.Namespace) -> int:
     import signal
+    from contextlib import suppress
     from dataclasses import replace
 
     from azure.eventhub.exceptions import EventHubError
@@ -101,31 +105,40 @@ def cmd_replay(args: argparse.Namespace) -> int:
             stop = asyncio.Event()
             signals_seen = stop_on_signal(stop)
             progress = {"done": 0, "complete": False}
+            following: list[asyncio.Task[None]] = []
 
-            async def watch(worker: Any) -> None:
-                async def loop() -> None:
-                    seen: dict[str, int] = {}
-                    while not stop.is_set():
-                        for pid, state in worker.partitions.items():
-                            if state.progress.safe is not None:
-                                seen[pid] = state.progress.safe[0]
-                        progress["done"] = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
-                        _progress_bar(progress["done"], total)
-                        if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
-                            progress["complete"] = True
-                            stop.set()
-                            break
-                        await asyncio.sleep(0.25)
+            async def follow(worker: Worker) -> None:
+                """The progress bar, until every partition's progress reaches its target; then stop the run."""
+                seen: dict[str, int] = {}
+                while not stop.is_set():
+                    for pid, state in worker.partitions.items():
+                        if state.progress.safe is not None:
+                            seen[pid] = state.progress.safe[0]
+                    progress["done"] = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
+                    _progress_bar(progress["done"], total)
+                    if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
+                        progress["complete"] = True
+                        stop.set()
+                        break
+                    await asyncio.sleep(0.25)
 
-                asyncio.create_task(loop())
+            def started(worker: Worker) -> None:
+                # Kept, and ended with the run: the event loop holds tasks only weakly (one nobody references
+                # may be collected mid-flight), and an error in it is raised here instead of being lost.
+                following.append(asyncio.create_task(follow(worker), name="replay progress"))
 
-            options = WorkerOptions(consumer_group=args.consumer_group, store=store, on_started=watch)
+            options = WorkerOptions(consumer_group=args.consumer_group, store=store, on_started=started)
             try:
                 worker = await run_worker(settings, stop, options)
             except HubNotFound as exc:
                 print(file=sys.stderr)  # below the progress bar
                 print(f"processor: replay: {exc}", file=sys.stderr)
                 return 1
+            finally:
+                for task in following:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             print(file=sys.stderr)
             if not progress["complete"]:
                 received = signals_seen.received or signal.SIGINT
