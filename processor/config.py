@@ -10,7 +10,7 @@ import difflib
 import logging
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -352,7 +352,3 @@ def _from_file(file: Path) -> dict[str, Any]:
                 raise ConfigError(f"{file} [{section}] {key}: unknown setting")
             values[attr] = _parse(f"{file} [{section}] {key}", _FIELDS[attr][3], raw, attr in _SECRET)
     return values
-
-
-def settings_fields() -> list[str]:
-    return [f.name for f in fields(Settings)]
