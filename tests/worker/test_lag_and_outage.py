@@ -59,6 +59,14 @@ async def test_keda_lag_from_the_checkpoint_blobs_equals_processor_status(devhub
     keda = await keda_lag(azurite, settings, devhub)
     assert status == keda
     assert sum(keda.values()) == len(later)
+    # For people: the same rows, and the total KEDA acts on (under the threshold: as it is).
+    proc = await asyncio.create_subprocess_exec(str(PROCESSOR), "status", "--keda-threshold", "100000", env=env,
+                                                cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert f"total lag {len(later)}; KEDA at unprocessedEventThreshold 100000 acts on {len(later)}: 1 replica" \
+        in out.decode()
 
 
 async def test_a_projection_store_outage_is_retried_and_never_advances_a_checkpoint(devhub, postgres_store_url, tmp_path):

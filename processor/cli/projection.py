@@ -1,19 +1,13 @@
-"""The `processor` command."""
+"""The projection's own commands: ingest, export, show, deadletters (a store, no hub)."""
 
 from __future__ import annotations
 
-# Only light imports here: `main` installs the signal handlers first, and everything heavier comes after.
 import argparse
-import logging
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
-from processor import runtime
-
 if TYPE_CHECKING:
     from processor.config import Settings
-
-log = logging.getLogger("processor")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -138,16 +132,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     return _run(_with_store(_settings(args), work))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="processor",
-        description="Azure Event Grid events on an Event Hub -> the latest state of every object (run, model, "
-                    "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
-        epilog="Start with `./dev run` in a clone (the demo: no Azure needed), then `processor run`.",
-    )
-    parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub: Any) -> None:
     def store_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
 
@@ -174,65 +159,3 @@ def build_parser() -> argparse.ArgumentParser:
     store_option(p)
     p.set_defaults(func=cmd_deadletters)
 
-    for register in _extensions():
-        register(sub)
-    return parser
-
-
-def _extensions() -> list[Callable[[Any], None]]:
-    """Subcommands that live with their adapters (the worker, the HTTP server)."""
-    found = []
-    for module in ("processor.worker.command", "processor.http.command"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that adapter is not part of this build
-            raise
-        found.append(mod.register)
-    return found
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_command_line(build_parser, argv)
-
-
-def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[str] | None = None) -> int:
-    """Parse `argv` with the parser `build()` makes, set logging up and run the chosen command (its `func`), turning
-    errors into one line and an exit code, each message led by the parser's name. The `devhub` command line (the
-    development tool, on top of this package) runs through here too, so both behave alike."""
-    # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
-    # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
-    runtime.install_stop_signals()
-    from processor.config import ConfigError, load_log_level
-    from processor.stores.base import StoreError
-
-    parser = build()
-    name = parser.prog
-    args = parser.parse_args(argv)
-    if not getattr(args, "stops_gracefully", False):
-        runtime.restore_signals()
-    try:
-        runtime.configure_logging(load_log_level(path=args.config))
-        return int(args.func(args) or 0)
-    except BrokenPipeError:
-        # `processor export | head`: the reader has what it wanted.
-        sys.stderr.close()
-        return 0
-    except ConfigError as exc:
-        print(f"{name}: bad setting: {exc}", file=sys.stderr)
-        return 2
-    except StoreError as exc:
-        print(f"{name}: store failed: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{name}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Subcommands of the worker: run, replay, simulate, status."""
+"""The worker's commands: run (with the HTTP server beside it), replay, simulate, status."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
-    from processor.hub.status import partition_status
+    from processor.hub.status import DESIGN_RATE_PER_REPLICA, keda_threshold, keda_total, partition_status
 
     settings = _settings(args)
 
@@ -224,11 +224,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             _out(rows)
             return 0
-        print(f"{'partition':>9}  {'owner':<36}  {'checkpoint':>10}  {'last enqueued':>13}  {'lag':>8}")
+        print(f"{'partition':>9}  {'owner':<36}  {'checkpoint':>10}  {'last enqueued':>13}  {'lag':>8}  note")
         for r in rows:
             seq = "-" if r["checkpoint_sequence_number"] is None else r["checkpoint_sequence_number"]
             print(f"{r['partition']:>9}  {r['owner'] or '-':<36}  {seq:>10}  {r['last_enqueued_sequence_number']:>13}  "
-                  f"{r['lag']:>8}")
+                  f"{r['lag']:>8}  {r['note'] or ''}".rstrip())
+        threshold = args.keda_threshold or keda_threshold(DESIGN_RATE_PER_REPLICA, settings)
+        lags = [r["lag"] for r in rows]
+        acted_on = keda_total(lags, threshold)
+        print(f"total lag {sum(lags)}; KEDA at unprocessedEventThreshold {threshold} acts on {acted_on}: "
+              f"{max(1, -(-acted_on // threshold))} replica(s) (within its min and max)")
         return 0
 
     return asyncio.run(main())
@@ -270,7 +275,11 @@ def register(sub: Any) -> None:
                                                  "instead of publishing")
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("status", help="per partition: owner, checkpoint, last enqueued sequence number, lag")
-    p.add_argument("--consumer-group", default=None)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("status", help="per partition: owner, checkpoint, last enqueued sequence number, lag "
+                                      "(as KEDA computes it), and the total KEDA would act on")
+    p.add_argument("--consumer-group", default=None, help="the consumer group (default PROCESSOR_CONSUMER_GROUP)")
+    p.add_argument("--json", action="store_true", help="print the partitions' rows as JSON")
+    p.add_argument("--keda-threshold", type=int, default=None,
+                   help="the ScaledObject's unprocessedEventThreshold (default: the shipped one, derived from the "
+                        "reorder window and checkpoint interval)")
     p.set_defaults(func=cmd_status)

@@ -1,0 +1,81 @@
+"""The `processor` command: the top layer, composing the adapters into commands.
+
+`main` parses and runs a command: projection.py (ingest, export, show, deadletters), worker.py (run, replay,
+simulate, status), serve.py (the HTTP API over a store). May import every layer below; nothing imports it but
+the `devhub` development tool.
+"""
+
+from __future__ import annotations
+
+# Only light imports here: `main` installs the signal handlers first, and everything heavier comes after.
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from processor import runtime
+
+log = logging.getLogger("processor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="processor",
+        description="Azure Event Grid events on an Event Hub -> the latest state of every object (run, model, "
+                    "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
+        epilog="Start with `./dev run` in a clone (the demo: no Azure needed), then `processor run`.",
+    )
+    parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # The commands' modules import settings, stores and adapters: after the signal handlers, not before.
+    from processor.cli import projection, serve, worker
+
+    for module in (projection, worker, serve):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command_line(build_parser, argv)
+
+
+def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[str] | None = None) -> int:
+    """Parse `argv` with the parser `build()` makes, set logging up and run the chosen command (its `func`), turning
+    errors into one line and an exit code, each message led by the parser's name. The `devhub` command line (the
+    development tool, on top of this package) runs through here too, so both behave alike."""
+    # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
+    # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
+    runtime.install_stop_signals()
+    from processor.config import ConfigError, load_log_level
+    from processor.stores.base import StoreError
+
+    parser = build()
+    name = parser.prog
+    args = parser.parse_args(argv)
+    if not getattr(args, "stops_gracefully", False):
+        runtime.restore_signals()
+    try:
+        runtime.configure_logging(load_log_level(path=args.config))
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `processor export | head`: the reader has what it wanted.
+        sys.stderr.close()
+        return 0
+    except ConfigError as exc:
+        print(f"{name}: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"{name}: store failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{name}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+if __name__ == "__main__":
+    sys.exit(main())
