@@ -51,7 +51,7 @@ def free_port() -> int:
 
 
 def payload(i: int) -> bytes:
-    body = orjson.dumps({"id": i, "subject": "/devices/d-%05d" % (i % 1000), "type": "bench.event", "v": i * 7})
+    body = orjson.dumps({"id": i, "subject": f"/devices/d-{i % 1000:05d}", "type": "bench.event", "v": i * 7})
     return body + b" " * max(0, 100 - len(body))
 
 
@@ -83,8 +83,9 @@ async def fill(conn_str: str, partitions: list[str], n: int) -> float:
 
 
 async def consume(conn_str: str, hub_pid: int, n: int, prefetch: int, partition: str | None) -> dict:
-    client = EventHubConsumerClient.from_connection_string(conn_str, consumer_group="$default",
-                                                           load_balancing_interval=0.5)
+    client = EventHubConsumerClient.from_connection_string(
+        conn_str, consumer_group="$default", load_balancing_interval=0.5
+    )
     done = asyncio.Event()
     state = {"count": 0}
 
@@ -93,16 +94,25 @@ async def consume(conn_str: str, hub_pid: int, n: int, prefetch: int, partition:
             return
         if state["count"] == 0:
             # The window opens after the first batch, which was delivered before it.
-            state["t0"], state["cpu0"], state["hub0"] = time.perf_counter(), time.process_time(), proc_cpu_seconds(hub_pid)
+            state["t0"], state["cpu0"], state["hub0"] = (
+                time.perf_counter(),
+                time.process_time(),
+                proc_cpu_seconds(hub_pid),
+            )
             state["first"] = len(events)
         state["count"] += len(events)
         if state["count"] >= n and not done.is_set():
-            state["t1"], state["cpu1"], state["hub1"] = time.perf_counter(), time.process_time(), proc_cpu_seconds(hub_pid)
+            state["t1"], state["cpu1"], state["hub1"] = (
+                time.perf_counter(),
+                time.process_time(),
+                proc_cpu_seconds(hub_pid),
+            )
             done.set()
 
     kwargs = {"partition_id": partition} if partition is not None else {}
-    task = asyncio.create_task(client.receive_batch(on_batch, max_batch_size=prefetch, prefetch=prefetch,
-                                                    starting_position="-1", **kwargs))
+    task = asyncio.create_task(
+        client.receive_batch(on_batch, max_batch_size=prefetch, prefetch=prefetch, starting_position="-1", **kwargs)
+    )
     try:
         await asyncio.wait_for(done.wait(), 300)
     finally:
@@ -126,8 +136,23 @@ async def main() -> int:
 
     port = free_port()
     hub = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "devhub", "serve", "--port", str(port), "--admin-port", "-1",
-        "--partitions", "4", "--hub", "one", "--hub", "four", cwd=REPO, stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "devhub",
+        "serve",
+        "--port",
+        str(port),
+        "--admin-port",
+        "-1",
+        "--partitions",
+        "4",
+        "--hub",
+        "one",
+        "--hub",
+        "four",
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
         conn = {}
         for _ in range(2):
@@ -143,8 +168,11 @@ async def main() -> int:
             for prefetch in (300, 3000):
                 r = await consume(conn[name], hub.pid, n, prefetch, pid)
                 label = f"{partitions} partition(s), prefetch {prefetch}"
-                print(f"{label:<28}{r['rate']:>10,.0f}{r['rate'] / ref:>9.4f}{r['sdk_us']:>11.1f}"
-                      f"{r['hub_us']:>11.1f}{r['hub_us'] / r['sdk_us']:>9.3f}", flush=True)
+                print(
+                    f"{label:<28}{r['rate']:>10,.0f}{r['rate'] / ref:>9.4f}{r['sdk_us']:>11.1f}"
+                    f"{r['hub_us']:>11.1f}{r['hub_us'] / r['sdk_us']:>9.3f}",
+                    flush=True,
+                )
     finally:
         hub.terminate()
         await hub.wait()

@@ -46,15 +46,25 @@ def blob_lines(objects: int, seed: int = 3) -> list[bytes]:
             sequencer += 1
             deleted = w == writes - 1 and writes > 1 and rng.random() < 0.5
             event = {
-                "id": f"{i:08d}-{w}", "topic": STORAGE, "subject": path,
+                "id": f"{i:08d}-{w}",
+                "topic": STORAGE,
+                "subject": path,
                 "eventType": "Microsoft.Storage.BlobDeleted" if deleted else "Microsoft.Storage.BlobCreated",
                 "eventTime": f"2026-11-01T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}.{w:07d}Z",
-                "data": {"api": "DeleteBlob" if deleted else "PutBlob", "clientRequestId": f"c-{i}",
-                         "requestId": f"r-{i}-{w}", "eTag": f"0x8DC{i:012X}{w}", "contentType": "application/octet-stream",
-                         "contentLength": 1000 + i % 5000, "blobType": "BlockBlob",
-                         "url": f"https://acct1.blob.core.windows.net/data/part-{i // 1000:05d}/file-{i:08d}.parquet",
-                         "sequencer": f"{sequencer:032X}", "storageDiagnostics": {"batchId": f"b-{i % 97}"}},
-                "dataVersion": "", "metadataVersion": "1",
+                "data": {
+                    "api": "DeleteBlob" if deleted else "PutBlob",
+                    "clientRequestId": f"c-{i}",
+                    "requestId": f"r-{i}-{w}",
+                    "eTag": f"0x8DC{i:012X}{w}",
+                    "contentType": "application/octet-stream",
+                    "contentLength": 1000 + i % 5000,
+                    "blobType": "BlockBlob",
+                    "url": f"https://acct1.blob.core.windows.net/data/part-{i // 1000:05d}/file-{i:08d}.parquet",
+                    "sequencer": f"{sequencer:032X}",
+                    "storageDiagnostics": {"batchId": f"b-{i % 97}"},
+                },
+                "dataVersion": "",
+                "metadataVersion": "1",
             }
             lines.append(orjson.dumps([event]))
         if rng.random() < 0.05:
@@ -62,9 +72,9 @@ def blob_lines(objects: int, seed: int = 3) -> list[bytes]:
     # Arrival order is no order: shuffle within windows of a few thousand, as a hub's partitions interleave.
     window = 5000
     for start in range(0, len(lines), window):
-        chunk = lines[start:start + window]
+        chunk = lines[start : start + window]
         rng.shuffle(chunk)
-        lines[start:start + window] = chunk
+        lines[start : start + window] = chunk
     return lines
 
 

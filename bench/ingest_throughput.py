@@ -70,6 +70,5 @@ def main() -> None:
         print(f"RATIO ingest / parse-only: {parse / best:.2f}  (target >= 0.40)")
 
 
-
 if __name__ == "__main__":
     main()

@@ -30,13 +30,13 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest_throughput import make_stream, timed_ingest  # noqa: E402
-from processor.config import Settings  # noqa: E402
 from processor.core.model import Row, Write  # noqa: E402
 from processor.stores.base import ProjectionStore  # noqa: E402
 from processor.stores.registry import open_store  # noqa: E402
 
 ADMIN_URL = os.environ.get("PROCESSOR_BENCH_POSTGRES_URL") or os.environ.get(
-    "PROCESSOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    "PROCESSOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BATCHES = (1, 10, 100, 1000, 5000)
 
 
@@ -52,7 +52,7 @@ async def reset(store: ProjectionStore) -> None:
     """Empty tables, so that every round starts from the same place."""
     url = store.url
     if url.startswith("sqlite"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         for suffix in ("", "-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)
         return
@@ -69,12 +69,27 @@ async def ingest_once(url: str, lines: list[bytes]) -> tuple[float, dict]:
 
 
 def rows(n: int, round_: int, seq: int) -> list[Row]:
-    state = {"status": "Running", "experiment": "exp-1", "tags": {"team": "nlp", "step": "3"},
-             "transitions": [{"status": "Queued", "at": "2026-11-01T00:00:00.0000000Z"}] * 3}
-    return [Row("/subscriptions/s/resourcegroups/rg/providers/microsoft.machinelearningservices/workspaces/ws-0",
-                f"runs/r{round_}-{i:06d}", "Microsoft.MachineLearningServices.RunStatusChanged",
-                f"id-{seq}-{i}", f"2026-11-01T00:00:{seq:02d}.0000000Z", None, state,
-                "2026-11-01T00:00:00.000000Z", {}, seq) for i in range(n)]
+    state = {
+        "status": "Running",
+        "experiment": "exp-1",
+        "tags": {"team": "nlp", "step": "3"},
+        "transitions": [{"status": "Queued", "at": "2026-11-01T00:00:00.0000000Z"}] * 3,
+    }
+    return [
+        Row(
+            "/subscriptions/s/resourcegroups/rg/providers/microsoft.machinelearningservices/workspaces/ws-0",
+            f"runs/r{round_}-{i:06d}",
+            "Microsoft.MachineLearningServices.RunStatusChanged",
+            f"id-{seq}-{i}",
+            f"2026-11-01T00:00:{seq:02d}.0000000Z",
+            None,
+            state,
+            "2026-11-01T00:00:00.000000Z",
+            {},
+            seq,
+        )
+        for i in range(n)
+    ]
 
 
 async def latencies(url: str, repeats: int) -> dict[int, tuple[float, float, float]]:
@@ -129,18 +144,24 @@ async def main() -> None:
             assert summaries["SQLite"] == summaries["PostgreSQL"], summaries
             print(f"outcomes (both): {summaries['SQLite']}")
             for label in stores:
-                print(f"ingest into {label:<10}: {len(lines) / best[label]:>9,.0f} msg/s  "
-                      f"({best[label] / len(lines) * 1e6:.1f} us/msg)")
+                print(
+                    f"ingest into {label:<10}: {len(lines) / best[label]:>9,.0f} msg/s  "
+                    f"({best[label] / len(lines) * 1e6:.1f} us/msg)"
+                )
             print(f"RATIO PostgreSQL / SQLite ingest rate: {best['SQLite'] / best['PostgreSQL']:.2f}")
 
             print("\nper-batch latency, median ms (one commit of N objects, one load of them, one CAS commit):")
             table = {label: await latencies(url, args.repeats) for label, url in stores.items()}
-            print(f"{'N':>5} | {'SQLite ins':>10} {'load':>7} {'cas':>8} | {'PG ins':>8} {'load':>7} {'cas':>8}"
-                  f" | {'PG/SQLite cas':>13}")
+            print(
+                f"{'N':>5} | {'SQLite ins':>10} {'load':>7} {'cas':>8} | {'PG ins':>8} {'load':>7} {'cas':>8}"
+                f" | {'PG/SQLite cas':>13}"
+            )
             for n in BATCHES:
                 s, p = table["SQLite"][n], table["PostgreSQL"][n]
-                print(f"{n:>5} | {s[0]:>10.2f} {s[1]:>7.2f} {s[2]:>8.2f} | {p[0]:>8.2f} {p[1]:>7.2f} {p[2]:>8.2f}"
-                      f" | {p[2] / s[2]:>13.2f}")
+                print(
+                    f"{n:>5} | {s[0]:>10.2f} {s[1]:>7.2f} {s[2]:>8.2f} | {p[0]:>8.2f} {p[1]:>7.2f} {p[2]:>8.2f}"
+                    f" | {p[2] / s[2]:>13.2f}"
+                )
     finally:
         await admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

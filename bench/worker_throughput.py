@@ -50,8 +50,9 @@ async def bare(conn: str, group: str, n: int) -> float:
             state["t1"], state["c1"] = time.perf_counter(), time.process_time()
             done.set()
 
-    task = asyncio.create_task(client.receive_batch(on_batch, max_batch_size=PREFETCH, prefetch=PREFETCH,
-                                                    starting_position="-1"))
+    task = asyncio.create_task(
+        client.receive_batch(on_batch, max_batch_size=PREFETCH, prefetch=PREFETCH, starting_position="-1")
+    )
     await asyncio.wait_for(done.wait(), 600)
     await client.close()
     await task
@@ -129,16 +130,37 @@ async def main() -> None:
     groups = [f"g{i}" for i in range(2 * args.rounds + 2)]
     cg_flags = [flag for g in groups for flag in ("--consumer-group", g)]
     hub = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "devhub", "serve", "--port", str(port), "--admin-port", "-1",
-        "--partitions", "4", "--hub", "events", *cg_flags, cwd=REPO, stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "devhub",
+        "serve",
+        "--port",
+        str(port),
+        "--admin-port",
+        "-1",
+        "--partitions",
+        "4",
+        "--hub",
+        "events",
+        *cg_flags,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
         conn = (await asyncio.wait_for(hub.stdout.readline(), 30)).decode().strip()
         with tempfile.TemporaryDirectory() as folder:
+
             def settings_for(name: str, window: float, start: str = "earliest") -> Settings:
-                return replace(Settings(), eventhub_connection_string=conn, prefetch=PREFETCH,
-                               store_url=f"sqlite:///{folder}/{name}.sqlite",
-                               checkpoint_url=f"sqlite:///{folder}/{name}-cp.sqlite",
-                               reorder_window=window, load_balancing_interval=0.5, starting_position=start)
+                return replace(
+                    Settings(),
+                    eventhub_connection_string=conn,
+                    prefetch=PREFETCH,
+                    store_url=f"sqlite:///{folder}/{name}.sqlite",
+                    checkpoint_url=f"sqlite:///{folder}/{name}-cp.sqlite",
+                    reorder_window=window,
+                    load_balancing_interval=0.5,
+                    starting_position=start,
+                )
 
             messages = list(deliver(lifecycle(args.events, seed=5), seed=6))
             async with producer_client(settings_for("fill", 0)) as producer:
@@ -153,18 +175,25 @@ async def main() -> None:
                 rate, cpu = await worker_run(settings_for(f"w{r}", 0.2), groups[2 * r + 1], n)
                 worker_rates.append(rate)
                 worker_cpu.append(cpu)
-                print(f"round {r}: bare {bare_rates[-1]:,.0f} msg/s ({bare_cpu[-1]:.0f} us CPU/msg)   "
-                      f"worker {worker_rates[-1]:,.0f} msg/s ({worker_cpu[-1]:.0f} us CPU/msg)")
+                print(
+                    f"round {r}: bare {bare_rates[-1]:,.0f} msg/s ({bare_cpu[-1]:.0f} us CPU/msg)   "
+                    f"worker {worker_rates[-1]:,.0f} msg/s ({worker_cpu[-1]:.0f} us CPU/msg)"
+                )
             b, w = statistics.median(bare_rates), statistics.median(worker_rates)
             print(f"RATIO worker / bare consumer: {w / b:.2f}  (target >= 0.85; reorder window 0.2 s)")
-            print(f"CPU per message: bare consumer {statistics.median(bare_cpu):.0f} us; worker process "
-                  f"{statistics.median(worker_cpu):.0f} us (its feeder child, which runs the SDK, not counted)")
+            print(
+                f"CPU per message: bare consumer {statistics.median(bare_cpu):.0f} us; worker process "
+                f"{statistics.median(worker_cpu):.0f} us (its feeder child, which runs the SDK, not counted)"
+            )
 
             for i, window in enumerate((2.0, 0.2)):
-                p50, p90, p99, count = await latency(settings_for(f"lat{i}", window, "latest"), groups[-2 + i],
-                                                     args.rate, 10)
-                print(f"latency enqueue -> store commit at {args.rate:.0f} msg/s, reorder window {window} s: "
-                      f"p50 {p50 * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms ({count} events)")
+                p50, p90, p99, count = await latency(
+                    settings_for(f"lat{i}", window, "latest"), groups[-2 + i], args.rate, 10
+                )
+                print(
+                    f"latency enqueue -> store commit at {args.rate:.0f} msg/s, reorder window {window} s: "
+                    f"p50 {p50 * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms ({count} events)"
+                )
     finally:
         hub.terminate()
         await hub.wait()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 OPS = ("drop_connections", "detach_links", "pause_partition", "resume_partition", "slow_partition", "status")
 
 
-async def serve(devhub: "DevHub", host: str, port: int) -> asyncio.base_events.Server:
+async def serve(devhub: DevHub, host: str, port: int) -> asyncio.base_events.Server:
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
@@ -32,7 +32,7 @@ async def serve(devhub: "DevHub", host: str, port: int) -> asyncio.base_events.S
     return await asyncio.start_server(on_client, "127.0.0.1", port, reuse_address=True)
 
 
-def run(devhub: "DevHub", line: bytes) -> dict[str, Any]:
+def run(devhub: DevHub, line: bytes) -> dict[str, Any]:
     try:
         request = json.loads(line)
         op = request.pop("op")
@@ -45,7 +45,7 @@ def run(devhub: "DevHub", line: bytes) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def status(devhub: "DevHub") -> dict[str, Any]:
+def status(devhub: DevHub) -> dict[str, Any]:
     out: dict[str, Any] = {"port": devhub.port, "connections": len(devhub._connections), "hubs": {}}
     for hub in devhub.hubs.values():
         parts = {}

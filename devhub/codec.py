@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 
@@ -294,7 +294,7 @@ def _encode_into(out: bytearray, value: Any) -> None:  # noqa: C901 - a flat typ
         out += value.bytes
     elif isinstance(value, datetime):
         out.append(0x83)
-        aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         out += _I64.pack(int(aware.timestamp() * 1000))
     elif isinstance(value, Described):
         out.append(0x00)
@@ -371,7 +371,7 @@ def _variable(out: bytearray, small: int, large: int, raw: bytes) -> None:
     out += raw
 
 
-def _compound(out: bytearray, small: int, large: int, body: bytes, count: int) -> None:
+def _compound(out: bytearray, small: int, large: int, body: bytes | bytearray, count: int) -> None:
     if len(body) + 1 < 256 and count < 256:
         out.append(small)
         out.append(len(body) + 1)

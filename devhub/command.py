@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devhub",
         description="A local Azure Event Hubs endpoint (AMQP 1.0, loopback) for the real azure-eventhub SDK, and "
-                    "the processor's demo on it. Development only: no TLS, no token checks.",
+        "the processor's demo on it. Development only: no TLS, no token checks.",
         epilog="`devhub serve` prints a connection string for PROCESSOR_EVENTHUB_CONNECTION_STRING.",
     )
     parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
@@ -39,17 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"AMQP port (default {DEFAULT_PORT})")
     run.add_argument("--partitions", type=int, default=4, help="partitions per hub (default 4)")
-    run.add_argument("--hub", action="append", dest="hubs", metavar="NAME",
-                     help="event hub name; repeat for several (default: events)")
-    run.add_argument("--consumer-group", action="append", dest="consumer_groups", metavar="CG",
-                     help="consumer group besides the default ones; repeat for several "
-                          f"({' and '.join(DEFAULT_CONSUMER_GROUPS)} always exist; names are case-insensitive)")
+    run.add_argument(
+        "--hub",
+        action="append",
+        dest="hubs",
+        metavar="NAME",
+        help="event hub name; repeat for several (default: events)",
+    )
+    run.add_argument(
+        "--consumer-group",
+        action="append",
+        dest="consumer_groups",
+        metavar="CG",
+        help="consumer group besides the default ones; repeat for several "
+        f"({' and '.join(DEFAULT_CONSUMER_GROUPS)} always exist; names are case-insensitive)",
+    )
     run.add_argument("--data-dir", help="keep partition logs here so they survive a restart")
     run.add_argument("--retention-events", type=int, help="keep at most this many events per partition")
     run.add_argument("--retention-seconds", type=float, help="drop events older than this")
     run.add_argument("--max-message-size", type=int, default=1024 * 1024)
-    run.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT,
-                     help=f"loopback port of the fault-injection channel (default {DEFAULT_ADMIN_PORT}; -1 = off)")
+    run.add_argument(
+        "--admin-port",
+        type=int,
+        default=DEFAULT_ADMIN_PORT,
+        help=f"loopback port of the fault-injection channel (default {DEFAULT_ADMIN_PORT}; -1 = off)",
+    )
     run.set_defaults(func=cmd_serve)
 
     adm = sub.add_parser("admin", help="inject faults into a running devhub")
@@ -59,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_parser("status", help="print every partition's properties")
     ops.add_parser("drop-connections", help="cut every client connection")
     detach = ops.add_parser("detach", help="detach links with an AMQP error")
-    detach.add_argument("--error", default="com.microsoft:server-busy",
-                        help="AMQP error condition (default com.microsoft:server-busy)")
+    detach.add_argument(
+        "--error", default="com.microsoft:server-busy", help="AMQP error condition (default com.microsoft:server-busy)"
+    )
     detach.add_argument("--hub")
     detach.add_argument("--partition")
-    for name, text in (("pause", "stop deliveries from a partition"), ("resume", "resume a paused partition"),
-                       ("slow", "deliver at most one batch per --delay seconds")):
+    for name, text in (
+        ("pause", "stop deliveries from a partition"),
+        ("resume", "resume a paused partition"),
+        ("slow", "deliver at most one batch per --delay seconds"),
+    ):
         op = ops.add_parser(name, help=text)
         op.add_argument("--hub", required=True)
         op.add_argument("--partition", required=True)
@@ -85,12 +103,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     groups: dict[str, str] = {}
     for group in DEFAULT_CONSUMER_GROUPS + tuple(args.consumer_groups or ()):
         groups.setdefault(group.lower(), group)  # case-insensitive, as in the service
-    specs = [HubSpec(name=name, partitions=args.partitions, consumer_groups=tuple(groups.values()),
-                     retention_events=args.retention_events, retention_seconds=args.retention_seconds)
-             for name in (args.hubs or ["events"])]
+    specs = [
+        HubSpec(
+            name=name,
+            partitions=args.partitions,
+            consumer_groups=tuple(groups.values()),
+            retention_events=args.retention_events,
+            retention_seconds=args.retention_seconds,
+        )
+        for name in (args.hubs or ["events"])
+    ]
     admin_port = None if args.admin_port < 0 else args.admin_port
-    hub = DevHub(specs, host=args.host, port=args.port, data_dir=args.data_dir,
-                 max_message_size=args.max_message_size, admin_port=admin_port)
+    hub = DevHub(
+        specs,
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        max_message_size=args.max_message_size,
+        admin_port=admin_port,
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -122,8 +153,14 @@ def cmd_admin(args: argparse.Namespace) -> int:
         params = {"hub": args.hub, "partition": args.partition}
         if op == "slow":
             params["delay_seconds"] = args.delay
-    name = {"drop-connections": "drop_connections", "detach": "detach_links", "pause": "pause_partition",
-            "resume": "resume_partition", "slow": "slow_partition", "status": "status"}[op]
+    name = {
+        "drop-connections": "drop_connections",
+        "detach": "detach_links",
+        "pause": "pause_partition",
+        "resume": "resume_partition",
+        "slow": "slow_partition",
+        "status": "status",
+    }[op]
     try:
         reply = asyncio.run(admin.call(args.host, args.admin_port, name, **params))
     except OSError as exc:

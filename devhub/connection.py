@@ -32,7 +32,7 @@ HANDLE_MAX = 0xFFFF
 
 
 class Session:
-    def __init__(self, conn: "Connection", channel: int, begin: list) -> None:
+    def __init__(self, conn: Connection, channel: int, begin: list) -> None:
         self.conn = conn
         self.channel = channel
         self.next_incoming_id = F.field(begin, 1, 0)
@@ -47,11 +47,27 @@ class Session:
 
     # ------------------------------------------------------------------ session flow control
 
-    def flow(self, link: Link | None = None, *, delivery_count: int | None = None, credit: int | None = None,
-             drain: bool = False, echo: bool = False) -> bytes:
+    def flow(
+        self,
+        link: Link | None = None,
+        *,
+        delivery_count: int | None = None,
+        credit: int | None = None,
+        drain: bool = False,
+        echo: bool = False,
+    ) -> bytes:
         return F.flow_frame(
-            self.channel, self.next_incoming_id, self.incoming_window, self.next_transfer_id, OUTGOING_WINDOW,
-            None if link is None else link.handle, delivery_count, credit, None, drain, echo,
+            self.channel,
+            self.next_incoming_id,
+            self.incoming_window,
+            self.next_transfer_id,
+            OUTGOING_WINDOW,
+            None if link is None else link.handle,
+            delivery_count,
+            credit,
+            None,
+            drain,
+            echo,
         )
 
     def on_flow(self, fields: list) -> None:
@@ -133,7 +149,7 @@ class ProtocolError(Exception):
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, hub: "DevHub") -> None:
+    def __init__(self, hub: DevHub) -> None:
         self.hub = hub
         self.transport: asyncio.Transport | None = None
         self.state = "header"  # header -> sasl -> amqp-header -> open -> frames -> closed
@@ -201,7 +217,7 @@ class Connection(asyncio.Protocol):
                 if size_total - pos < 8:
                     self._need = 8
                     return pos
-                self._on_protocol_header(bytes(buf[pos:pos + 8]))
+                self._on_protocol_header(bytes(buf[pos : pos + 8]))
                 pos += 8
                 continue
             if size_total - pos < 8:

@@ -14,8 +14,8 @@ from typing import Any
 
 from processor.config import load_settings
 from processor.hub.clients import producer_client
-from processor.sim.traffic import deliver, lifecycle
 from processor.runtime import stop_on_signal
+from processor.sim.traffic import deliver, lifecycle
 from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
 
@@ -52,17 +52,24 @@ async def run_demo(args: argparse.Namespace) -> int:
         async def produce() -> None:
             async with producer_client(settings) as producer:
                 messages = deliver(lifecycle(10_000_000, seed=int(time.time())), seed=1)
-                await publish(producer, messages, rate=args.rate, stop=stop,
-                              on_sent=lambda n: published.__setitem__(0, published[0] + n))
+                await publish(
+                    producer,
+                    messages,
+                    rate=args.rate,
+                    stop=stop,
+                    on_sent=lambda n: published.__setitem__(0, published[0] + n),
+                )
 
         async def report(worker: Any) -> None:
             while not stop.is_set():
                 await asyncio.sleep(2.0)
                 counts = await worker.store.counts()
                 t = worker.tally.summary()
-                say(f"{time.monotonic() - started:5.0f}s  published {published[0]:>6}  read {t['read']:>6}  "
+                say(
+                    f"{time.monotonic() - started:5.0f}s  published {published[0]:>6}  read {t['read']:>6}  "
                     f"applied {t['applied']:>6}  stale {t['stale']:>4}  duplicate {t['duplicate']:>4}  "
-                    f"objects {counts['objects']:>5}  waiting in reorder window {len(worker.buffer):>4}")
+                    f"objects {counts['objects']:>5}  waiting in reorder window {len(worker.buffer):>4}"
+                )
 
         servers: list[Any] = []
 

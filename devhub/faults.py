@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class Faults:
-    def __init__(self, devhub: "DevHub") -> None:
+    def __init__(self, devhub: DevHub) -> None:
         self._hub = devhub
 
     def drop_connections(self) -> int:
@@ -23,8 +23,13 @@ class Faults:
             conn.abort()
         return len(connections)
 
-    def detach_links(self, error: str = "com.microsoft:server-busy", hub: str | None = None,
-                     partition: str | None = None, description: str | None = None) -> int:
+    def detach_links(
+        self,
+        error: str = "com.microsoft:server-busy",
+        hub: str | None = None,
+        partition: str | None = None,
+        description: str | None = None,
+    ) -> int:
         """Detach producer and consumer links with an AMQP error condition.
 
         `hub` / `partition` narrow the blast radius; a producer link not bound to a partition

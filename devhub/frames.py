@@ -85,10 +85,24 @@ def close_frame(err: Described | None = None) -> bytes:
     return frame(0, described_list(CLOSE, [err]))
 
 
-def begin_frame(channel: int, remote_channel: int, next_outgoing_id: int, incoming_window: int,
-                outgoing_window: int, handle_max: int) -> bytes:
-    fields = [UShort(remote_channel), UInt(next_outgoing_id), UInt(incoming_window), UInt(outgoing_window),
-              UInt(handle_max), None, None, None]
+def begin_frame(
+    channel: int,
+    remote_channel: int,
+    next_outgoing_id: int,
+    incoming_window: int,
+    outgoing_window: int,
+    handle_max: int,
+) -> bytes:
+    fields = [
+        UShort(remote_channel),
+        UInt(next_outgoing_id),
+        UInt(incoming_window),
+        UInt(outgoing_window),
+        UInt(handle_max),
+        None,
+        None,
+        None,
+    ]
     return frame(channel, described_list(BEGIN, fields))
 
 
@@ -107,18 +121,35 @@ def target(address: str | None) -> Described:
     return Described(ULong(TARGET), [address, None, None, None, None, None, None])
 
 
-def attach_frame(channel: int, name: str, handle: int, role: bool, src: Described | None,
-                 tgt: Described | None, *, snd_settle_mode: int | None = None, initial_delivery_count: int | None = None,
-                 max_message_size: int | None = None, offered_capabilities: list[str] | None = None,
-                 properties: dict | None = None) -> bytes:
+def attach_frame(
+    channel: int,
+    name: str,
+    handle: int,
+    role: bool,
+    src: Described | None,
+    tgt: Described | None,
+    *,
+    snd_settle_mode: int | None = None,
+    initial_delivery_count: int | None = None,
+    max_message_size: int | None = None,
+    offered_capabilities: list[str] | None = None,
+    properties: dict | None = None,
+) -> bytes:
     fields = [
-        name, UInt(handle), role,
-        None if snd_settle_mode is None else UByte(snd_settle_mode), UByte(0),
-        src, tgt, None, False,
+        name,
+        UInt(handle),
+        role,
+        None if snd_settle_mode is None else UByte(snd_settle_mode),
+        UByte(0),
+        src,
+        tgt,
+        None,
+        False,
         None if initial_delivery_count is None else UInt(initial_delivery_count),
         None if max_message_size is None else ULong(max_message_size),
         Array("symbol", offered_capabilities) if offered_capabilities else None,
-        None, properties,
+        None,
+        properties,
     ]
     return frame(channel, described_list(ATTACH, fields))
 
@@ -127,17 +158,31 @@ def detach_frame(channel: int, handle: int, closed: bool, err: Described | None 
     return frame(channel, described_list(DETACH, [UInt(handle), closed, err]))
 
 
-def flow_frame(channel: int, next_incoming_id: int, incoming_window: int, next_outgoing_id: int,
-               outgoing_window: int, handle: int | None = None, delivery_count: int | None = None,
-               link_credit: int | None = None, available: int | None = None, drain: bool = False,
-               echo: bool = False) -> bytes:
+def flow_frame(
+    channel: int,
+    next_incoming_id: int,
+    incoming_window: int,
+    next_outgoing_id: int,
+    outgoing_window: int,
+    handle: int | None = None,
+    delivery_count: int | None = None,
+    link_credit: int | None = None,
+    available: int | None = None,
+    drain: bool = False,
+    echo: bool = False,
+) -> bytes:
     fields = [
-        UInt(next_incoming_id), UInt(incoming_window), UInt(next_outgoing_id), UInt(outgoing_window),
+        UInt(next_incoming_id),
+        UInt(incoming_window),
+        UInt(next_outgoing_id),
+        UInt(outgoing_window),
         None if handle is None else UInt(handle),
         None if delivery_count is None else UInt(delivery_count),
         None if link_credit is None else UInt(link_credit),
         None if available is None else UInt(available),
-        drain, echo, None,
+        drain,
+        echo,
+        None,
     ]
     return frame(channel, described_list(FLOW, fields))
 
@@ -169,14 +214,39 @@ _pack_head = _TRANSFER_HEAD.pack
 
 
 def settled_transfer(channel: int, handle: int, delivery_id: int, payload: bytes) -> bytes:
-    return _pack_head(TRANSFER_OVERHEAD + len(payload), 2, 0, channel, _T_PREFIX, handle, _T_DID,
-                      delivery_id, _T_TAG, delivery_id & 0xFFFFFFFF, _T_SUFFIX) + payload
+    return (
+        _pack_head(
+            TRANSFER_OVERHEAD + len(payload),
+            2,
+            0,
+            channel,
+            _T_PREFIX,
+            handle,
+            _T_DID,
+            delivery_id,
+            _T_TAG,
+            delivery_id & 0xFFFFFFFF,
+            _T_SUFFIX,
+        )
+        + payload
+    )
 
 
 def transfer_head(channel: int, handle: int, delivery_id: int, payload_len: int) -> bytes:
     """Frame head only; the caller writes head and payload back to back without concatenating."""
-    return _pack_head(TRANSFER_OVERHEAD + payload_len, 2, 0, channel, _T_PREFIX, handle, _T_DID,
-                      delivery_id, _T_TAG, delivery_id & 0xFFFFFFFF, _T_SUFFIX)
+    return _pack_head(
+        TRANSFER_OVERHEAD + payload_len,
+        2,
+        0,
+        channel,
+        _T_PREFIX,
+        handle,
+        _T_DID,
+        delivery_id,
+        _T_TAG,
+        delivery_id & 0xFFFFFFFF,
+        _T_SUFFIX,
+    )
 
 
 def split_transfer(channel: int, handle: int, delivery_id: int, payload: bytes, max_frame_size: int) -> list[bytes]:
@@ -185,14 +255,16 @@ def split_transfer(channel: int, handle: int, delivery_id: int, payload: bytes, 
     frames = []
     pos = 0
     while True:
-        probe = described_list(TRANSFER, [UInt(handle), UInt(delivery_id), tag, UInt(0), True, True,
-                                          None, None, False, False, False])
+        probe = described_list(
+            TRANSFER, [UInt(handle), UInt(delivery_id), tag, UInt(0), True, True, None, None, False, False, False]
+        )
         room = max_frame_size - 8 - len(probe)
-        chunk = payload[pos:pos + room]
+        chunk = payload[pos : pos + room]
         pos += len(chunk)
         more = pos < len(payload)
-        perf = described_list(TRANSFER, [UInt(handle), UInt(delivery_id), tag, UInt(0), True, more,
-                                         None, None, False, False, False])
+        perf = described_list(
+            TRANSFER, [UInt(handle), UInt(delivery_id), tag, UInt(0), True, more, None, None, False, False, False]
+        )
         frames.append(frame(channel, perf + chunk))
         if not more:
             return frames

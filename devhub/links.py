@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -58,14 +59,13 @@ def terminus_address(terminus: Any) -> str | None:
     return None
 
 
-def attach_link(session: "Session", fields: list) -> None:
+def attach_link(session: Session, fields: list) -> None:
     name, handle, role = fields[0], fields[1], fields[2]
     src, tgt = F.field(fields, 5), F.field(fields, 6)
     client_is_sender = role is F.ROLE_SENDER or role == 0
     address = terminus_address(tgt if client_is_sender else src)
     segments = path_segments(address)
     node = segments[-1].lower() if segments else ""
-    hub = session.conn.hub
     try:
         if node in ("$cbs", "$management"):
             cls = RequestLink if client_is_sender else ReplyLink
@@ -82,11 +82,28 @@ def attach_link(session: "Session", fields: list) -> None:
     link.attached(fields)
 
 
-def refuse(session: "Session", name: str, handle: int, client_is_sender: bool, src: Any, tgt: Any,
-           condition: str, description: str) -> None:
+def refuse(
+    session: Session,
+    name: str,
+    handle: int,
+    client_is_sender: bool,
+    src: Any,
+    tgt: Any,
+    condition: str,
+    description: str,
+) -> None:
     conn = session.conn
-    conn.write(F.attach_frame(session.channel, name, handle, not client_is_sender, src, tgt,
-                              initial_delivery_count=None if client_is_sender else 0))
+    conn.write(
+        F.attach_frame(
+            session.channel,
+            name,
+            handle,
+            not client_is_sender,
+            src,
+            tgt,
+            initial_delivery_count=None if client_is_sender else 0,
+        )
+    )
     # Keep the handle reserved until the client answers our detach.
     session.links[handle] = Link(session, name, handle)
     session.links[handle].detach_sent = True
@@ -96,7 +113,7 @@ def refuse(session: "Session", name: str, handle: int, client_is_sender: bool, s
 class Link:
     """Common state; also stands in for refused links until the client's detach arrives."""
 
-    def __init__(self, session: "Session", name: str, handle: int) -> None:
+    def __init__(self, session: Session, name: str, handle: int) -> None:
         self.session = session
         self.conn = session.conn
         self.name = name
@@ -137,7 +154,7 @@ class Link:
 
 class ProducerLink(Link):
     @classmethod
-    def create(cls, session: "Session", name: str, handle: int, segments: list[str], fields: list) -> "ProducerLink":
+    def create(cls, session: Session, name: str, handle: int, segments: list[str], fields: list) -> ProducerLink:
         devhub = session.conn.hub
         if not segments:
             raise Refused("amqp:not-found", "DevHub: a sender link needs a target address naming an event hub")
@@ -157,7 +174,7 @@ class ProducerLink(Link):
         link.partition = partition
         return link
 
-    def __init__(self, session: "Session", name: str, handle: int) -> None:
+    def __init__(self, session: Session, name: str, handle: int) -> None:
         super().__init__(session, name, handle)
         self.hub: Hub
         self.delivery_count = 0
@@ -169,8 +186,17 @@ class ProducerLink(Link):
     def attached(self, fields: list) -> None:
         self.delivery_count = F.field(fields, 9, 0)
         devhub = self.conn.hub
-        self.conn.write(F.attach_frame(self.session.channel, self.name, self.handle, F.ROLE_RECEIVER,
-                                       self.source, self.target, max_message_size=devhub.max_message_size))
+        self.conn.write(
+            F.attach_frame(
+                self.session.channel,
+                self.name,
+                self.handle,
+                F.ROLE_RECEIVER,
+                self.source,
+                self.target,
+                max_message_size=devhub.max_message_size,
+            )
+        )
         devhub._producers.add(self)
         self._grant()
 
@@ -226,9 +252,11 @@ class ProducerLink(Link):
         devhub = self.conn.hub
         limit = devhub.max_message_size
         if size > limit:
-            return ("amqp:link:message-size-exceeded",
-                    f"The received message (delivery-id:{first[1]}, size:{size} bytes) exceeds the limit "
-                    f"({limit} bytes) currently allowed on the link. (DevHub)")
+            return (
+                "amqp:link:message-size-exceeded",
+                f"The received message (delivery-id:{first[1]}, size:{size} bytes) exceeds the limit "
+                f"({limit} bytes) currently allowed on the link. (DevHub)",
+            )
         payload = parts[0] if len(parts) == 1 else b"".join(parts)
         try:
             if F.field(first, 3, 0) == BATCH_FORMAT:
@@ -256,12 +284,15 @@ class ProducerLink(Link):
 
 class ConsumerLink(Link):
     @classmethod
-    def create(cls, session: "Session", name: str, handle: int, segments: list[str], fields: list) -> "ConsumerLink":
+    def create(cls, session: Session, name: str, handle: int, segments: list[str], fields: list) -> ConsumerLink:
         devhub = session.conn.hub
         if len(segments) != 5 or segments[1].lower() != "consumergroups" or segments[3].lower() != "partitions":
-            raise Refused("amqp:not-found", "DevHub: a receiver link's source must be "
-                                            "'<hub>/ConsumerGroups/<group>/Partitions/<id>', got "
-                                            f"'/{'/'.join(segments)}'")
+            raise Refused(
+                "amqp:not-found",
+                "DevHub: a receiver link's source must be "
+                "'<hub>/ConsumerGroups/<group>/Partitions/<id>', got "
+                f"'/{'/'.join(segments)}'",
+            )
         hub = devhub.find_hub(segments[0])
         if hub is None:
             raise Refused("amqp:not-found", devhub.hub_not_found(segments[0]))
@@ -285,7 +316,7 @@ class ConsumerLink(Link):
         devhub.claim(link)  # may raise Refused, or steal the partition from other readers
         return link
 
-    def __init__(self, session: "Session", name: str, handle: int) -> None:
+    def __init__(self, session: Session, name: str, handle: int) -> None:
         super().__init__(session, name, handle)
         self.group = ""
         self.log: PartitionLog
@@ -294,14 +325,25 @@ class ConsumerLink(Link):
         self.track_last_enqueued = False
         self.delivery_count = 0
         self.credit = 0
-        self._slow_timer = None
+        self._slow_timer: asyncio.TimerHandle | None = None
 
     def attached(self, fields: list) -> None:
         offered = [RUNTIME_METRIC] if self.track_last_enqueued else None
         props = {F.Symbol(EPOCH): self.epoch} if self.epoch is not None else None
-        self.conn.write(F.attach_frame(self.session.channel, self.name, self.handle, F.ROLE_SENDER,
-                                       self.source, self.target, snd_settle_mode=1, initial_delivery_count=0,
-                                       offered_capabilities=offered, properties=props))
+        self.conn.write(
+            F.attach_frame(
+                self.session.channel,
+                self.name,
+                self.handle,
+                F.ROLE_SENDER,
+                self.source,
+                self.target,
+                snd_settle_mode=1,
+                initial_delivery_count=0,
+                offered_capabilities=offered,
+                properties=props,
+            )
+        )
         self.log.readers.add(self)
 
     def on_flow(self, fields: list) -> None:
@@ -343,8 +385,9 @@ class ConsumerLink(Link):
         bodies, splits = plog.slice(self.next_seq, n)
         annotations = None
         if self.track_last_enqueued:
-            annotations = delivery_annotations(plog.next_seq - 1, plog.last_offset, plog.last_time,
-                                               int(time.time() * 1000))
+            annotations = delivery_annotations(
+                plog.next_seq - 1, plog.last_offset, plog.last_time, int(time.time() * 1000)
+            )
         chunks: list[bytes] = []
         channel, handle = session.channel, self.handle
         delivery_id = session.next_delivery_id
@@ -393,7 +436,7 @@ class ConsumerLink(Link):
         self.conn.hub.unclaim(self)
 
 
-def start_position(plog: "PartitionLog", src: Any) -> int:
+def start_position(plog: PartitionLog, src: Any) -> int:
     """First sequence number to deliver, from the source's selector filter."""
     filters = src.value[7] if isinstance(src, Described) and len(src.value) > 7 else None
     if not filters:
@@ -403,15 +446,20 @@ def start_position(plog: "PartitionLog", src: Any) -> int:
         if str(key).lower() == SELECTOR_FILTER:
             selector = value.value if isinstance(value, Described) else value
     if selector is None:
-        raise Refused("amqp:not-implemented", f"DevHub supports only the '{SELECTOR_FILTER}' filter, got "
-                                              f"{sorted(str(k) for k in filters)}")
+        raise Refused(
+            "amqp:not-implemented",
+            f"DevHub supports only the '{SELECTOR_FILTER}' filter, got {sorted(str(k) for k in filters)}",
+        )
     if isinstance(selector, bytes):
         selector = selector.decode("utf-8")
     match = _SELECTOR.match(str(selector))
     if match is None:
-        raise Refused("amqp:not-implemented", f"DevHub cannot evaluate the selector {selector!r}; it understands "
-                                              "amqp.annotation.x-opt-offset / x-opt-sequence-number / "
-                                              "x-opt-enqueued-time compared with > or >=")
+        raise Refused(
+            "amqp:not-implemented",
+            f"DevHub cannot evaluate the selector {selector!r}; it understands "
+            "amqp.annotation.x-opt-offset / x-opt-sequence-number / "
+            "x-opt-enqueued-time compared with > or >=",
+        )
     kind, op, value = match.group(1).lower(), match.group(2), match.group(3)
     inclusive = op == ">="
     try:
@@ -432,7 +480,7 @@ def start_position(plog: "PartitionLog", src: Any) -> int:
 
 
 class RequestLink(Link):
-    def __init__(self, session: "Session", name: str, handle: int, node: str) -> None:
+    def __init__(self, session: Session, name: str, handle: int, node: str) -> None:
         super().__init__(session, name, handle)
         self.node = node
         self.delivery_count = 0
@@ -441,8 +489,17 @@ class RequestLink(Link):
 
     def attached(self, fields: list) -> None:
         self.delivery_count = F.field(fields, 9, 0)
-        self.conn.write(F.attach_frame(self.session.channel, self.name, self.handle, F.ROLE_RECEIVER,
-                                       self.source, self.target, max_message_size=self.conn.hub.max_message_size))
+        self.conn.write(
+            F.attach_frame(
+                self.session.channel,
+                self.name,
+                self.handle,
+                F.ROLE_RECEIVER,
+                self.source,
+                self.target,
+                max_message_size=self.conn.hub.max_message_size,
+            )
+        )
         self.conn.write(self.session.flow(self, delivery_count=self.delivery_count, credit=PRODUCER_CREDIT))
 
     def on_transfer(self, fields: list, payload) -> None:
@@ -466,7 +523,7 @@ class RequestLink(Link):
 
 
 class ReplyLink(Link):
-    def __init__(self, session: "Session", name: str, handle: int, node: str) -> None:
+    def __init__(self, session: Session, name: str, handle: int, node: str) -> None:
         super().__init__(session, name, handle)
         self.node = node
         self.queue: deque[bytes] = deque()
@@ -477,9 +534,18 @@ class ReplyLink(Link):
     def attached(self, fields: list) -> None:
         requested = F.field(fields, 3, 2)
         self.settled = requested != 0
-        self.conn.write(F.attach_frame(self.session.channel, self.name, self.handle, F.ROLE_SENDER,
-                                       self.source, self.target, snd_settle_mode=requested,
-                                       initial_delivery_count=0))
+        self.conn.write(
+            F.attach_frame(
+                self.session.channel,
+                self.name,
+                self.handle,
+                F.ROLE_SENDER,
+                self.source,
+                self.target,
+                snd_settle_mode=requested,
+                initial_delivery_count=0,
+            )
+        )
 
     def on_flow(self, fields: list) -> None:
         delivery_count = F.field(fields, 5)
@@ -500,8 +566,10 @@ class ReplyLink(Link):
             payload = self.queue.popleft()
             did = session.next_delivery_id
             tag = did.to_bytes(4, "big")
-            perf = described_list(F.TRANSFER, [UInt(self.handle), UInt(did), tag, UInt(0), self.settled, False,
-                                               None, None, False, False, False])
+            perf = described_list(
+                F.TRANSFER,
+                [UInt(self.handle), UInt(did), tag, UInt(0), self.settled, False, None, None, False, False, False],
+            )
             self.conn.write(F.frame(session.channel, perf + payload))
             session.next_delivery_id = (did + 1) & 0xFFFFFFFF
             session.next_transfer_id += 1

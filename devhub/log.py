@@ -16,9 +16,9 @@ import bisect
 import os
 import struct
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable
 
 from .message import annotate
 
@@ -30,8 +30,15 @@ def now_ms() -> int:
 
 
 class PartitionLog:
-    def __init__(self, hub: str, partition: str, *, retention_events: int | None = None,
-                 retention_seconds: float | None = None, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        hub: str,
+        partition: str,
+        *,
+        retention_events: int | None = None,
+        retention_seconds: float | None = None,
+        path: Path | None = None,
+    ) -> None:
         self.hub = hub
         self.partition = partition
         self.retention_events = retention_events
@@ -77,7 +84,7 @@ class PartitionLog:
             "beginning_sequence_number": self.begin_seq if not empty else self.next_seq,
             "last_enqueued_sequence_number": self.next_seq - 1,
             "last_enqueued_offset": str(self.last_offset),
-            "last_enqueued_time_utc": datetime.fromtimestamp(self.last_time / 1000, timezone.utc),
+            "last_enqueued_time_utc": datetime.fromtimestamp(self.last_time / 1000, UTC),
             "is_empty": empty,
         }
 
@@ -151,7 +158,7 @@ class PartitionLog:
 
     def slice(self, seq: int, n: int) -> tuple[list[bytes], list[int]]:
         i = seq - self.base_seq
-        return self.messages[i:i + n], self.splits[i:i + n]
+        return self.messages[i : i + n], self.splits[i : i + n]
 
     def start_from_offset(self, offset: int, inclusive: bool) -> int:
         finder = bisect.bisect_left if inclusive else bisect.bisect_right
@@ -184,7 +191,7 @@ class PartitionLog:
             if first:
                 self.base_seq = seq
                 first = False
-            self.messages.append(data[pos + _RECORD.size:end])
+            self.messages.append(data[pos + _RECORD.size : end])
             self.splits.append(split)
             self.offsets.append(offset)
             self.times.append(stamp)
@@ -225,8 +232,16 @@ class PartitionLog:
 class Hub:
     """A hub: its partitions and consumer groups, plus metadata persisted next to the logs."""
 
-    def __init__(self, name: str, partitions: int, consumer_groups: Iterable[str], *,
-                 retention_events: int | None, retention_seconds: float | None, data_dir: Path | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        partitions: int,
+        consumer_groups: Iterable[str],
+        *,
+        retention_events: int | None,
+        retention_seconds: float | None,
+        data_dir: Path | None,
+    ) -> None:
         self.name = name
         self.consumer_groups = {cg.lower(): cg for cg in consumer_groups}
         self.partition_ids = [str(i) for i in range(partitions)]
@@ -240,17 +255,24 @@ class Hub:
             else:
                 meta.write_text(str(self.created_at))
         self.partitions = {
-            pid: PartitionLog(name, pid, retention_events=retention_events, retention_seconds=retention_seconds,
-                              path=folder / f"{pid}.log" if folder is not None else None)
+            pid: PartitionLog(
+                name,
+                pid,
+                retention_events=retention_events,
+                retention_seconds=retention_seconds,
+                path=folder / f"{pid}.log" if folder is not None else None,
+            )
             for pid in self.partition_ids
         }
         self._round_robin = -1
 
     def group_not_found(self, group: str) -> str:
         """The service's words for a missing consumer group, and how to create it here."""
-        return (f"The messaging entity '{self.name}/consumergroups/{group}' could not be found. DevHub has the "
-                f"consumer groups {', '.join(self.consumer_groups.values())} (case-insensitive); "
-                f"add one with `devhub serve --consumer-group {group}`.")
+        return (
+            f"The messaging entity '{self.name}/consumergroups/{group}' could not be found. DevHub has the "
+            f"consumer groups {', '.join(self.consumer_groups.values())} (case-insensitive); "
+            f"add one with `devhub serve --consumer-group {group}`."
+        )
 
     def next_round_robin(self) -> str:
         self._round_robin = (self._round_robin + 1) % len(self.partition_ids)

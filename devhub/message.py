@@ -55,20 +55,25 @@ def sections(buf: bytes | memoryview) -> list[Section]:
 
 
 _SYMBOLIC = {
-    "amqp:header:list": F.HEADER, "amqp:delivery-annotations:map": F.DELIVERY_ANNOTATIONS,
-    "amqp:message-annotations:map": F.MESSAGE_ANNOTATIONS, "amqp:properties:list": F.PROPERTIES,
-    "amqp:application-properties:map": F.APPLICATION_PROPERTIES, "amqp:data:binary": F.DATA,
-    "amqp:amqp-sequence:list": F.AMQP_SEQUENCE, "amqp:amqp-value:*": F.AMQP_VALUE, "amqp:footer:map": F.FOOTER,
+    "amqp:header:list": F.HEADER,
+    "amqp:delivery-annotations:map": F.DELIVERY_ANNOTATIONS,
+    "amqp:message-annotations:map": F.MESSAGE_ANNOTATIONS,
+    "amqp:properties:list": F.PROPERTIES,
+    "amqp:application-properties:map": F.APPLICATION_PROPERTIES,
+    "amqp:data:binary": F.DATA,
+    "amqp:amqp-sequence:list": F.AMQP_SEQUENCE,
+    "amqp:amqp-value:*": F.AMQP_VALUE,
+    "amqp:footer:map": F.FOOTER,
 }
 
 
 def _binary_value(buf, pos: int) -> bytes:
     code = buf[pos]
     if code == 0xA0:
-        return bytes(buf[pos + 2: pos + 2 + buf[pos + 1]])
+        return bytes(buf[pos + 2 : pos + 2 + buf[pos + 1]])
     if code == 0xB0:
         length = _U32.unpack_from(buf, pos + 1)[0]
-        return bytes(buf[pos + 5: pos + 5 + length])
+        return bytes(buf[pos + 5 : pos + 5 + length])
     raise DecodeError("batch data section is not binary")
 
 
@@ -115,8 +120,9 @@ _PKEY_SYMBOL = Symbol(X_OPT_PARTITION_KEY)
 _DA_HEAD = b"\x00\x53\x71"  # described (small ulong) delivery-annotations section
 
 
-def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueued_ms: int,
-             partition_key: str | None) -> tuple[bytes, int]:
+def annotate(
+    buf: bytes | memoryview, sequence_number: int, offset: int, enqueued_ms: int, partition_key: str | None
+) -> tuple[bytes, int]:
     """Build the stored, delivered form of a message.
 
     Returns (message bytes, split): `split` is where delivery annotations go when a consumer
@@ -128,7 +134,7 @@ def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueue
     for sec in sections(buf):
         code = sec.code
         if code == F.HEADER:
-            header = bytes(buf[sec.start:sec.end])
+            header = bytes(buf[sec.start : sec.end])
         elif code == F.MESSAGE_ANNOTATIONS:
             entries, _ = decode_map_raw(buf, sec.value_start)
             entries = [(k, raw) for k, raw in entries if k not in _STAMPED]
@@ -137,12 +143,18 @@ def annotate(buf: bytes | memoryview, sequence_number: int, offset: int, enqueue
             own, _ = decode_map_raw(buf, sec.value_start)
             delivery = _DA_HEAD + _encode_map_entries(own) if own else b""
         else:
-            rest.append(buf[sec.start:sec.end])
+            rest.append(buf[sec.start : sec.end])
     if partition_key is not None and not any(k == X_OPT_PARTITION_KEY for k, _ in entries):
         entries.append((_PKEY_SYMBOL, encode(partition_key)))
     body = b"".join(encode(k) + raw for k, raw in entries)
-    body += (_STAMP_KEYS[0] + encode(sequence_number) + _STAMP_KEYS[1] + encode(str(offset))
-             + _STAMP_KEYS[2] + encode(Timestamp(enqueued_ms)))
+    body += (
+        _STAMP_KEYS[0]
+        + encode(sequence_number)
+        + _STAMP_KEYS[1]
+        + encode(str(offset))
+        + _STAMP_KEYS[2]
+        + encode(Timestamp(enqueued_ms))
+    )
     count = 2 * len(entries) + 6
     if len(body) + 1 < 256:
         ma = b"\x00\x53\x72" + bytes((0xC1, len(body) + 1, count)) + body
@@ -157,7 +169,7 @@ def delivered(stored: bytes, split: int, annotations: bytes) -> bytes:
     The message's own delivery annotations, if any, are kept beside the hub's entries (the hub's win
     on a shared key): one message carries at most one section of a kind.
     """
-    if stored[split:split + 3] != _DA_HEAD:
+    if stored[split : split + 3] != _DA_HEAD:
         return stored[:split] + annotations + stored[split:]
     own, end = decode_map_raw(stored, split + 3)
     hubs, _ = decode_map_raw(annotations, 3)
@@ -204,13 +216,27 @@ def reply(correlation_id: Any, status: int, description: str, body: Any = None) 
 
 def delivery_annotations(last_sequence: int, last_offset: int, last_time_ms: int, now_ms: int) -> bytes:
     """Last-enqueued-event properties, read by the SDK when it tracks them (see `_utils.py`)."""
-    return F.section(F.DELIVERY_ANNOTATIONS, {
-        Symbol("last_enqueued_sequence_number"): last_sequence,
-        Symbol("last_enqueued_offset"): str(last_offset),
-        Symbol("last_enqueued_time_utc"): Timestamp(last_time_ms),
-        Symbol("runtime_info_retrieval_time_utc"): Timestamp(now_ms),
-    })
+    return F.section(
+        F.DELIVERY_ANNOTATIONS,
+        {
+            Symbol("last_enqueued_sequence_number"): last_sequence,
+            Symbol("last_enqueued_offset"): str(last_offset),
+            Symbol("last_enqueued_time_utc"): Timestamp(last_time_ms),
+            Symbol("runtime_info_retrieval_time_utc"): Timestamp(now_ms),
+        },
+    )
 
 
-__all__ = ["BATCH_FORMAT", "Described", "Request", "annotate", "delivered", "delivery_annotations",
-           "message_partition_key", "parse_request", "reply", "sections", "split_batch"]
+__all__ = [
+    "BATCH_FORMAT",
+    "Described",
+    "Request",
+    "annotate",
+    "delivered",
+    "delivery_annotations",
+    "message_partition_key",
+    "parse_request",
+    "reply",
+    "sections",
+    "split_batch",
+]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .server import DevHub
 
 
-def handle(devhub: "DevHub", node: str, body: bytes) -> bytes:
+def handle(devhub: DevHub, node: str, body: bytes) -> bytes:
     try:
         request = parse_request(body)
     except Exception as exc:  # noqa: BLE001 - any undecodable request gets a 400 reply, not a hang
@@ -38,7 +38,7 @@ def _cbs(message_id: Any, props: dict) -> bytes:
     return reply(message_id, 202, "Accepted")
 
 
-def _management(devhub: "DevHub", message_id: Any, props: dict) -> bytes:
+def _management(devhub: DevHub, message_id: Any, props: dict) -> bytes:
     operation = _text(props.get("operation", ""))
     kind = _text(props.get("type", ""))
     if operation != "READ":
@@ -48,24 +48,34 @@ def _management(devhub: "DevHub", message_id: Any, props: dict) -> bytes:
     if hub is None:
         return reply(message_id, 404, devhub.hub_not_found(name))
     if kind == "com.microsoft:eventhub":
-        return reply(message_id, 200, "OK", {
-            "name": hub.name,
-            "created_at": Timestamp(hub.created_at),
-            "partition_ids": list(hub.partition_ids),
-        })
+        return reply(
+            message_id,
+            200,
+            "OK",
+            {
+                "name": hub.name,
+                "created_at": Timestamp(hub.created_at),
+                "partition_ids": list(hub.partition_ids),
+            },
+        )
     if kind == "com.microsoft:partition":
         pid = _text(props.get("partition", ""))
         plog = hub.partitions.get(pid)
         if plog is None:
             return reply(message_id, 404, f"DevHub: partition '{pid}' does not exist in '{hub.name}'.")
         info = plog.properties()
-        return reply(message_id, 200, "OK", {
-            "name": hub.name,
-            "partition": pid,
-            "begin_sequence_number": info["beginning_sequence_number"],
-            "last_enqueued_sequence_number": info["last_enqueued_sequence_number"],
-            "last_enqueued_offset": info["last_enqueued_offset"],
-            "is_partition_empty": info["is_empty"],
-            "last_enqueued_time_utc": Timestamp(plog.last_time),
-        })
+        return reply(
+            message_id,
+            200,
+            "OK",
+            {
+                "name": hub.name,
+                "partition": pid,
+                "begin_sequence_number": info["beginning_sequence_number"],
+                "last_enqueued_sequence_number": info["last_enqueued_sequence_number"],
+                "last_enqueued_offset": info["last_enqueued_offset"],
+                "is_partition_empty": info["is_empty"],
+                "last_enqueued_time_utc": Timestamp(plog.last_time),
+            },
+        )
     return reply(message_id, 400, f"DevHub: unsupported $management type '{kind}'")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from . import admin
 from .connection import Connection
@@ -32,9 +32,15 @@ class HubSpec:
 
 
 class DevHub:
-    def __init__(self, hubs: Iterable[HubSpec], host: str = "127.0.0.1", port: int = 0,
-                 data_dir: str | Path | None = None, max_message_size: int = 1024 * 1024,
-                 admin_port: int | None = None) -> None:
+    def __init__(
+        self,
+        hubs: Iterable[HubSpec],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: str | Path | None = None,
+        max_message_size: int = 1024 * 1024,
+        admin_port: int | None = None,
+    ) -> None:
         self.specs = list(hubs)
         if not self.specs:
             raise ValueError("DevHub needs at least one HubSpec")
@@ -64,16 +70,22 @@ class DevHub:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> "DevHub":
+    async def start(self) -> DevHub:
         self.loop = asyncio.get_running_loop()
         for spec in self.specs:
             self.hubs[spec.name.lower()] = Hub(
-                spec.name, spec.partitions, spec.consumer_groups, retention_events=spec.retention_events,
-                retention_seconds=spec.retention_seconds, data_dir=self.data_dir)
+                spec.name,
+                spec.partitions,
+                spec.consumer_groups,
+                retention_events=spec.retention_events,
+                retention_seconds=spec.retention_seconds,
+                data_dir=self.data_dir,
+            )
         try:
             # reuse_address: a restarted hub must get the same port back while old sockets sit in TIME_WAIT.
-            self._server = await self.loop.create_server(lambda: Connection(self), self.host, self.port,
-                                                         reuse_address=True)
+            self._server = await self.loop.create_server(
+                lambda: Connection(self), self.host, self.port, reuse_address=True
+            )
             self.port = self._server.sockets[0].getsockname()[1]
             if self.admin_port is not None:
                 self._admin_server = await admin.serve(self, self.host, self.admin_port)
@@ -104,7 +116,7 @@ class DevHub:
         self._owners.clear()
         self._producers.clear()
 
-    async def __aenter__(self) -> "DevHub":
+    async def __aenter__(self) -> DevHub:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
@@ -127,8 +139,10 @@ class DevHub:
         if spec_hub is None:
             raise KeyError(f"no hub named {hub!r}")
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
-        return (f"Endpoint=sb://{host}:{self.port};SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY};"
-                f"EntityPath={spec_hub.name};UseDevelopmentEmulator=true")
+        return (
+            f"Endpoint=sb://{host}:{self.port};SharedAccessKeyName={KEY_NAME};SharedAccessKey={KEY};"
+            f"EntityPath={spec_hub.name};UseDevelopmentEmulator=true"
+        )
 
     def partition_info(self, hub: str, partition: str) -> dict:
         return self.log_of(hub, partition).properties()
@@ -142,8 +156,10 @@ class DevHub:
         """The service's words for a missing hub, and how to serve it here."""
         served = [spec.name for spec in self.specs]
         flags = " ".join(f"--hub {hub}" for hub in served + [name])
-        return (f"The messaging entity '{name}' could not be found. DevHub serves {', '.join(served)}; "
-                f"serve it too with `devhub serve {flags}`.")
+        return (
+            f"The messaging entity '{name}' could not be found. DevHub serves {', '.join(served)}; "
+            f"serve it too with `devhub serve {flags}`."
+        )
 
     def log_of(self, hub: str, partition: str) -> PartitionLog:
         found = self.find_hub(hub)
@@ -165,18 +181,24 @@ class DevHub:
         epochs = [r.epoch for r in readers if r.epoch is not None]
         if link.epoch is None:
             if epochs:
-                raise Refused("amqp:link:stolen",
-                              f"At least one receiver for the endpoint is created with epoch of '{max(epochs)}', "
-                              "and so non-epoch receiver is not allowed. (DevHub)")
+                raise Refused(
+                    "amqp:link:stolen",
+                    f"At least one receiver for the endpoint is created with epoch of '{max(epochs)}', "
+                    "and so non-epoch receiver is not allowed. (DevHub)",
+                )
         else:
             if epochs and max(epochs) > link.epoch:
-                raise Refused("amqp:link:stolen",
-                              f"Receiver with a higher epoch of '{max(epochs)}' already exists. Receiver with "
-                              f"epoch '{link.epoch}' cannot be created. (DevHub)")
+                raise Refused(
+                    "amqp:link:stolen",
+                    f"Receiver with a higher epoch of '{max(epochs)}' already exists. Receiver with "
+                    f"epoch '{link.epoch}' cannot be created. (DevHub)",
+                )
             for reader in list(readers):
-                reader.detach("amqp:link:stolen",
-                              f"New receiver with higher epoch of '{link.epoch}' is created hence current receiver "
-                              f"with epoch '{reader.epoch}' is getting disconnected. (DevHub)")
+                reader.detach(
+                    "amqp:link:stolen",
+                    f"New receiver with higher epoch of '{link.epoch}' is created hence current receiver "
+                    f"with epoch '{reader.epoch}' is getting disconnected. (DevHub)",
+                )
         readers.add(link)
 
     def unclaim(self, link: ConsumerLink) -> None:

@@ -10,9 +10,10 @@ import difflib
 import logging
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
@@ -198,20 +199,40 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "reorder_max_bytes": ("reorder", "max_bytes", "PROCESSOR_REORDER_MAX_BYTES", _positive_int),
     "ingest_cache_objects": ("ingest", "cache_objects", "PROCESSOR_INGEST_CACHE_OBJECTS", _positive_int),
     "ingest_cache_bytes": ("ingest", "cache_bytes", "PROCESSOR_INGEST_CACHE_BYTES", _positive_int),
-    "eventhub_connection_string": ("eventhub", "connection_string", "PROCESSOR_EVENTHUB_CONNECTION_STRING", _optional_text),
+    "eventhub_connection_string": (
+        "eventhub",
+        "connection_string",
+        "PROCESSOR_EVENTHUB_CONNECTION_STRING",
+        _optional_text,
+    ),
     "eventhub_namespace": ("eventhub", "namespace", "PROCESSOR_EVENTHUB_NAMESPACE", _optional_text),
     "eventhub_name": ("eventhub", "name", "PROCESSOR_EVENTHUB_NAME", _text),
     "consumer_group": ("eventhub", "consumer_group", "PROCESSOR_CONSUMER_GROUP", _text),
     "starting_position": ("eventhub", "starting_position", "PROCESSOR_STARTING_POSITION", _starting_position),
     "prefetch": ("eventhub", "prefetch", "PROCESSOR_PREFETCH", _positive_int),
-    "load_balancing_interval": ("eventhub", "load_balancing_interval", "PROCESSOR_LOAD_BALANCING_INTERVAL", _positive_seconds),
+    "load_balancing_interval": (
+        "eventhub",
+        "load_balancing_interval",
+        "PROCESSOR_LOAD_BALANCING_INTERVAL",
+        _positive_seconds,
+    ),
     "ownership_expiration": ("eventhub", "ownership_expiration", "PROCESSOR_OWNERSHIP_EXPIRATION", _positive_seconds),
     "checkpoint_url": ("checkpoint", "url", "PROCESSOR_CHECKPOINT_URL", _checkpoint_url),
-    "checkpoint_connection_string": ("checkpoint", "connection_string", "PROCESSOR_CHECKPOINT_CONNECTION_STRING", _optional_text),
+    "checkpoint_connection_string": (
+        "checkpoint",
+        "connection_string",
+        "PROCESSOR_CHECKPOINT_CONNECTION_STRING",
+        _optional_text,
+    ),
     "checkpoint_account_url": ("checkpoint", "account_url", "PROCESSOR_CHECKPOINT_ACCOUNT_URL", _optional_text),
     "checkpoint_container": ("checkpoint", "container", "PROCESSOR_CHECKPOINT_CONTAINER", _text),
     "checkpoint_every_events": ("checkpoint", "every_events", "PROCESSOR_CHECKPOINT_EVERY_EVENTS", _positive_int),
-    "checkpoint_every_seconds": ("checkpoint", "every_seconds", "PROCESSOR_CHECKPOINT_EVERY_SECONDS", _positive_seconds),
+    "checkpoint_every_seconds": (
+        "checkpoint",
+        "every_seconds",
+        "PROCESSOR_CHECKPOINT_EVERY_SECONDS",
+        _positive_seconds,
+    ),
     "shutdown_timeout": ("worker", "shutdown_timeout", "PROCESSOR_SHUTDOWN_TIMEOUT", _positive_seconds),
     "not_found_timeout": ("worker", "not_found_timeout", "PROCESSOR_NOT_FOUND_TIMEOUT", _seconds),
     "http_address": ("http", "address", "PROCESSOR_HTTP_ADDRESS", _http_address),
@@ -291,8 +312,10 @@ def warn_if_any_source(settings: Settings) -> None:
     if settings.allowed_sources or settings.sources_configured or _warned_any_source:
         return
     _warned_any_source = True
-    log.warning("no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source; "
-                "set it to an empty list to accept them all without this warning")
+    log.warning(
+        "no allowed sources configured (PROCESSOR_ALLOWED_SOURCES): accepting events from any source; "
+        "set it to an empty list to accept them all without this warning"
+    )
 
 
 def _warn_near_misses(env: Mapping[str, str]) -> None:
@@ -306,11 +329,16 @@ def _warn_near_misses(env: Mapping[str, str]) -> None:
                 log.warning("%s is not a setting of the processor; did you mean %s?", name, close[0])
 
 
-def build_catalog(specs: tuple[Mapping[str, Any], ...], origin: str = "config",
-                  reducers: tuple[Mapping[str, Any], ...] = ()) -> Catalog:
+def build_catalog(
+    specs: tuple[Mapping[str, Any], ...], origin: str = "config", reducers: tuple[Mapping[str, Any], ...] = ()
+) -> Catalog:
     try:
-        return Catalog.from_specs([dict(s) for s in specs], f"{origin} [[catalog.types]]", base=Catalog.default(),
-                                  reducers=[dict(r) for r in reducers])
+        return Catalog.from_specs(
+            [dict(s) for s in specs],
+            f"{origin} [[catalog.types]]",
+            base=Catalog.default(),
+            reducers=[dict(r) for r in reducers],
+        )
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -338,11 +366,11 @@ def _from_file(file: Path) -> dict[str, Any]:
         if section == "catalog":
             if not isinstance(table, dict) or set(table) - {"types", "reducers"}:
                 raise ConfigError(f"{file} [catalog]: holds only [[catalog.types]] and [[catalog.reducers]]")
-            for key, attr in (("types", "catalog_types"), ("reducers", "catalog_reducers")):
+            for key, setting in (("types", "catalog_types"), ("reducers", "catalog_reducers")):
                 items = table.get(key, [])
                 if not isinstance(items, list):
                     raise ConfigError(f"{file} [catalog]: '{key}' must be an array of tables ([[catalog.{key}]])")
-                values[attr] = tuple(items)
+                values[setting] = tuple(items)
             continue
         if not isinstance(table, dict):
             raise ConfigError(f"{file}: '{section}' must be a table")

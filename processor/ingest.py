@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import BinaryIO, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from processor.admission import make_intake
 from processor.config import Settings
@@ -43,8 +44,9 @@ def read_lines(paths: Iterable[str]) -> Iterator[tuple[str, bytes]]:
                 stream.close()
 
 
-async def ingest(lines: Iterable[tuple[str, bytes]], settings: Settings, store: ProjectionStore,
-                 fold_batch: int = FOLD_BATCH) -> Tally:
+async def ingest(
+    lines: Iterable[tuple[str, bytes]], settings: Settings, store: ProjectionStore, fold_batch: int = FOLD_BATCH
+) -> Tally:
     intake = make_intake(settings)
     cache = StateCache(settings.ingest_cache_objects, settings.ingest_cache_bytes)
     streaming = _Streaming(store, intake, cache, fold_batch)

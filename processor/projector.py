@@ -5,7 +5,7 @@ This is the seam between the pure core and the stores, shared by file ingest and
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 
@@ -73,7 +73,9 @@ def storable(state: dict) -> bool:
     return True
 
 
-def fold_skipping_unstorable(events: list[Admitted], current: Row | None, now: str) -> tuple[ObjectFold, list[DeadLetter]]:
+def fold_skipping_unstorable(
+    events: list[Admitted], current: Row | None, now: str
+) -> tuple[ObjectFold, list[DeadLetter]]:
     """Fold event by event, leaving out (as dead letters) each event after which the state cannot be stored."""
     kept: list[Admitted] = []
     bad: list[DeadLetter] = []
@@ -82,9 +84,15 @@ def fold_skipping_unstorable(events: list[Admitted], current: Row | None, now: s
         trial = fold_object([*kept, ev], current, now)
         if trial.write is not None and not storable(trial.write.row.state):
             body = ev.event.body if isinstance(ev.event.body, bytes) else b""
-            bad.append(DeadLetter.of(f"{ev.event.type} event {ev.event.id} makes the state of {ev.key[1]!r} "
-                                     "unstorable (integers beyond 64 bits or nesting too deep)", body,
-                                     str(ev.origin or ""), ev.event.id))
+            bad.append(
+                DeadLetter.of(
+                    f"{ev.event.type} event {ev.event.id} makes the state of {ev.key[1]!r} "
+                    "unstorable (integers beyond 64 bits or nesting too deep)",
+                    body,
+                    str(ev.origin or ""),
+                    ev.event.id,
+                )
+            )
             continue
         kept.append(ev)
         fold = trial

@@ -16,8 +16,9 @@ PROCESSOR = Path(sys.executable).with_name("processor")
 DEVHUB = Path(sys.executable).with_name("devhub")  # the development tool: `devhub admin`, `devhub demo`
 
 
-def run(*args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path,
-        program: Path = PROCESSOR) -> subprocess.CompletedProcess:
+def run(
+    *args: str, env: dict | None = None, stdin: bytes | None = None, cwd: Path, program: Path = PROCESSOR
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PROCESSOR_")}
     full_env.update(env or {})
     return subprocess.run([str(program), *args], cwd=cwd, env=full_env, input=stdin, capture_output=True, timeout=120)
@@ -46,9 +47,23 @@ def test_poison_lines_are_dead_lettered_with_reasons_and_good_lines_still_land(w
     letters = [orjson.loads(line) for line in run("deadletters", cwd=workdir).stdout.splitlines()]
     assert len(letters) == len(poison)  # one per bad message, however many bad events it holds
     reasons = " | ".join(d["reason"] for d in letters)
-    for expected in ["not JSON", "not UTF-8", "empty JSON array", "too deep", "no id", "has no subject",
-                     "has no data", "has no time", "not a valid date-time", "no data.ModelVersion",
-                     "matches none of", "base64", "specversion", "non-empty string", "element 2"]:
+    for expected in [
+        "not JSON",
+        "not UTF-8",
+        "empty JSON array",
+        "too deep",
+        "no id",
+        "has no subject",
+        "has no data",
+        "has no time",
+        "not a valid date-time",
+        "no data.ModelVersion",
+        "matches none of",
+        "base64",
+        "specversion",
+        "non-empty string",
+        "element 2",
+    ]:
         assert expected in reasons
     assert all(d["origin"].startswith(str(mixed)) for d in letters)
 
@@ -77,7 +92,10 @@ def test_ingest_from_stdin_export_sorted_and_show(workdir):
 def test_allowed_sources_from_the_environment_reject_others(workdir):
     src = workdir / "in.jsonl"
     src.write_bytes(b"\n".join(m.body for m in deliver(lifecycle(200, seed=5))) + b"\n")
-    allowed = "/SUBSCRIPTIONS/00000000-1111-2222-3333-444444444444/resourceGroups/ml-prod/providers/Microsoft.MachineLearningServices/workspaces/ws-0"
+    allowed = (
+        "/SUBSCRIPTIONS/00000000-1111-2222-3333-444444444444/resourceGroups/ml-prod/providers/"
+        "Microsoft.MachineLearningServices/workspaces/ws-0"
+    )
     done = run("ingest", str(src), "--json", env={"PROCESSOR_ALLOWED_SOURCES": allowed}, cwd=workdir)
     summary = orjson.loads(done.stdout)
     assert summary["rejected"] > 0 and summary["applied"] > 0
@@ -85,13 +103,16 @@ def test_allowed_sources_from_the_environment_reject_others(workdir):
     assert sources == {allowed.lower()}
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"PROCESSOR_STORE_URL": "mysql://x"}, "PROCESSOR_STORE_URL"),
-    ({"PROCESSOR_REORDER_MAX_EVENTS": "lots"}, "PROCESSOR_REORDER_MAX_EVENTS"),
-    ({"PROCESSOR_REORDER_WINDOW": "-1"}, "PROCESSOR_REORDER_WINDOW"),
-    ({"PROCESSOR_STARTING_POSITION": "tomorrow"}, "PROCESSOR_STARTING_POSITION"),
-    ({"PROCESSOR_CONFIG": "/no/such/file.toml"}, "PROCESSOR_CONFIG"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"PROCESSOR_STORE_URL": "mysql://x"}, "PROCESSOR_STORE_URL"),
+        ({"PROCESSOR_REORDER_MAX_EVENTS": "lots"}, "PROCESSOR_REORDER_MAX_EVENTS"),
+        ({"PROCESSOR_REORDER_WINDOW": "-1"}, "PROCESSOR_REORDER_WINDOW"),
+        ({"PROCESSOR_STARTING_POSITION": "tomorrow"}, "PROCESSOR_STARTING_POSITION"),
+        ({"PROCESSOR_CONFIG": "/no/such/file.toml"}, "PROCESSOR_CONFIG"),
+    ],
+)
 def test_a_bad_setting_stops_with_a_message_naming_it(workdir, env, named):
     done = run("ingest", str(POISON), env=env, cwd=workdir)
     assert done.returncode == 2
@@ -101,7 +122,9 @@ def test_a_bad_setting_stops_with_a_message_naming_it(workdir, env, named):
 
 def test_a_bad_config_file_names_the_file_and_setting(workdir):
     (workdir / "config").mkdir()
-    (workdir / "config" / "processor.toml").write_text('[reorder]\nmax_events = "many"\n[[catalog.types]]\ntypes = ["X"]\n')
+    (workdir / "config" / "processor.toml").write_text(
+        '[reorder]\nmax_events = "many"\n[[catalog.types]]\ntypes = ["X"]\n'
+    )
     done = run("ingest", str(POISON), cwd=workdir)
     assert done.returncode == 2 and "[reorder] max_events" in done.stderr.decode()
     (workdir / "config" / "processor.toml").write_text('[[catalog.types]]\ntypes = ["X"]\nsubjects = ["a"]\n')
@@ -139,10 +162,13 @@ def test_the_log_level_of_the_config_file_applies_and_the_variable_wins_over_it(
     assert loud.returncode == 0 and b"no allowed sources" in loud.stderr
 
 
-@pytest.mark.parametrize("env, file, named", [
-    ({"PROCESSOR_LOG_LEVEL": "chatty"}, None, "PROCESSOR_LOG_LEVEL"),
-    ({}, '[log]\nlevel = "loud"\n', "[log] level"),
-])
+@pytest.mark.parametrize(
+    "env, file, named",
+    [
+        ({"PROCESSOR_LOG_LEVEL": "chatty"}, None, "PROCESSOR_LOG_LEVEL"),
+        ({}, '[log]\nlevel = "loud"\n', "[log] level"),
+    ],
+)
 def test_a_bad_log_level_stops_with_exit_2_and_one_line_naming_it(workdir, env, file, named):
     if file:
         config_file(workdir, file)
@@ -152,11 +178,14 @@ def test_a_bad_log_level_stops_with_exit_2_and_one_line_naming_it(workdir, env, 
         assert named in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1, done.stderr
 
 
-@pytest.mark.parametrize("env, file, warnings", [
-    ({}, None, 1),
-    ({"PROCESSOR_ALLOWED_SOURCES": ""}, None, 0),
-    ({}, "[sources]\nallowed = []\n", 0),
-])
+@pytest.mark.parametrize(
+    "env, file, warnings",
+    [
+        ({}, None, 1),
+        ({"PROCESSOR_ALLOWED_SOURCES": ""}, None, 0),
+        ({}, "[sources]\nallowed = []\n", 0),
+    ],
+)
 def test_the_any_source_warning_comes_once_and_only_when_no_list_was_configured(workdir, env, file, warnings):
     if file:
         config_file(workdir, file)
@@ -167,8 +196,11 @@ def test_the_any_source_warning_comes_once_and_only_when_no_list_was_configured(
 
 def test_show_prints_each_match_as_a_json_line_with_the_sequencer_the_event_carried(workdir):
     other = WS.replace("WS1", "WS2")
-    lines = [body(model_event("m", 4)), body(model_event("m", "2.50", topic=other)),
-             body(blob_event("b.txt", "0000000000000000000000000000A1B2"))]
+    lines = [
+        body(model_event("m", 4)),
+        body(model_event("m", "2.50", topic=other)),
+        body(blob_event("b.txt", "0000000000000000000000000000A1B2")),
+    ]
     assert run("ingest", "-", stdin=b"\n".join(lines) + b"\n", cwd=workdir).returncode == 0
     shown = run("show", "models/m", cwd=workdir)
     assert shown.returncode == 0, shown.stderr

@@ -26,14 +26,19 @@ def test_environment_overrides_the_file(tmp_path):
     assert (s.store_url, s.reorder_window, s.allowed_sources) == ("sqlite:///a.sqlite", 0.5, ("a", "B"))
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"PROCESSOR_CHECKPOINT_EVERY_EVENTS": "0"}, "PROCESSOR_CHECKPOINT_EVERY_EVENTS"),
-    ({"PROCESSOR_HTTP_ADDRESS": "8080"}, "PROCESSOR_HTTP_ADDRESS"),
-    ({"PROCESSOR_LOG_LEVEL": "chatty"}, "PROCESSOR_LOG_LEVEL"),
-    ({"PROCESSOR_CHECKPOINT_URL": "redis://x"}, "PROCESSOR_CHECKPOINT_URL"),
-    ({"PROCESSOR_EVENTHUB_CONNECTION_STRING": "Endpoint=sb://a/", "PROCESSOR_EVENTHUB_NAMESPACE": "b"},
-     "PROCESSOR_EVENTHUB_NAMESPACE"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"PROCESSOR_CHECKPOINT_EVERY_EVENTS": "0"}, "PROCESSOR_CHECKPOINT_EVERY_EVENTS"),
+        ({"PROCESSOR_HTTP_ADDRESS": "8080"}, "PROCESSOR_HTTP_ADDRESS"),
+        ({"PROCESSOR_LOG_LEVEL": "chatty"}, "PROCESSOR_LOG_LEVEL"),
+        ({"PROCESSOR_CHECKPOINT_URL": "redis://x"}, "PROCESSOR_CHECKPOINT_URL"),
+        (
+            {"PROCESSOR_EVENTHUB_CONNECTION_STRING": "Endpoint=sb://a/", "PROCESSOR_EVENTHUB_NAMESPACE": "b"},
+            "PROCESSOR_EVENTHUB_NAMESPACE",
+        ),
+    ],
+)
 def test_bad_values_name_their_variable(env, named):
     with pytest.raises(ConfigError, match=named):
         load_settings(env=env, path=ROOT / "config" / "processor.toml")
@@ -46,12 +51,15 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
         load_settings(env={}, path=cfg)
 
 
-@pytest.mark.parametrize("env, named", [
-    ({"PROCESSOR_CHECKPOINT_EVERY_EVENTS": "５"}, "PROCESSOR_CHECKPOINT_EVERY_EVENTS"),  # full-width five
-    ({"PROCESSOR_REORDER_WINDOW": "٢"}, "PROCESSOR_REORDER_WINDOW"),  # Arabic-Indic two
-    ({"PROCESSOR_HTTP_ADDRESS": "0.0.0.0:٨٠٨٠"}, "PROCESSOR_HTTP_ADDRESS"),
-    ({"PROCESSOR_STARTING_POSITION": "٢٠٢٦-01-01T00:00:00Z"}, "PROCESSOR_STARTING_POSITION"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"PROCESSOR_CHECKPOINT_EVERY_EVENTS": "５"}, "PROCESSOR_CHECKPOINT_EVERY_EVENTS"),  # full-width five
+        ({"PROCESSOR_REORDER_WINDOW": "٢"}, "PROCESSOR_REORDER_WINDOW"),  # Arabic-Indic two
+        ({"PROCESSOR_HTTP_ADDRESS": "0.0.0.0:٨٠٨٠"}, "PROCESSOR_HTTP_ADDRESS"),
+        ({"PROCESSOR_STARTING_POSITION": "٢٠٢٦-01-01T00:00:00Z"}, "PROCESSOR_STARTING_POSITION"),
+    ],
+)
 def test_numbers_and_times_in_settings_take_ascii_digits_only(env, named):
     with pytest.raises(ConfigError, match=named):
         load_settings(env=env, path=ROOT / "config" / "processor.toml")

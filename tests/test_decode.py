@@ -12,7 +12,13 @@ from tests.builders import ML, WS, body, ce, eg
 def test_event_grid_schema_in_a_one_element_array():
     result = decode_body(body(eg(f"{ML}.RunCompleted", "experiments/e/runs/r", {"runId": "r"}, id="a1")))
     [ev] = result.events
-    assert (ev.id, ev.source, ev.subject, ev.type, ev.schema) == ("a1", WS, "experiments/e/runs/r", f"{ML}.RunCompleted", EVENTGRID)
+    assert (ev.id, ev.source, ev.subject, ev.type, ev.schema) == (
+        "a1",
+        WS,
+        "experiments/e/runs/r",
+        f"{ML}.RunCompleted",
+        EVENTGRID,
+    )
     assert ev.time == "2026-01-01T00:00:00.0000000Z"
     assert ev.data == {"runId": "r"}
     assert ev.extensions == {"dataVersion": "1", "metadataVersion": "1"}
@@ -20,8 +26,19 @@ def test_event_grid_schema_in_a_one_element_array():
 
 
 def test_cloudevents_schema_as_a_single_object_keeps_extension_attributes():
-    result = decode_body(body(ce(f"{ML}.RunCompleted", "experiments/e/runs/r", {"runId": "r"}, id="c1",
-                                 traceparent="00-abc", partitionkey="k"), array=False))
+    result = decode_body(
+        body(
+            ce(
+                f"{ML}.RunCompleted",
+                "experiments/e/runs/r",
+                {"runId": "r"},
+                id="c1",
+                traceparent="00-abc",
+                partitionkey="k",
+            ),
+            array=False,
+        )
+    )
     [ev] = result.events
     assert (ev.id, ev.source, ev.type, ev.schema) == ("c1", WS, f"{ML}.RunCompleted", CLOUDEVENTS)
     assert ev.extensions == {"traceparent": "00-abc", "partitionkey": "k"}
@@ -47,24 +64,27 @@ def test_unknown_fields_anywhere_are_ignored():
     assert ev.data["newField"] == {"deep": [1, 2]}
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"\xff\xfe{}", "not UTF-8"),
-    (b"not json at all", "not JSON"),
-    (b'[{"id": "1", "topic": ', "not JSON"),
-    (b"[]", "empty JSON array"),
-    (b'"a string"', "top-level JSON str"),
-    (b"12", "top-level JSON int"),
-    (b"null", "top-level JSON NoneType"),
-    (b'{"hello": "world"}', "neither an Event Grid"),
-    (b'[{"eventType": "T", "topic": "t"}]', "no id"),
-    (b'[{"eventType": "T", "id": "1"}]', "no topic"),
-    (b'[{"eventType": "", "id": "1", "topic": "t"}]', "no eventType"),
-    (b'{"specversion": "0.3", "id": "1", "source": "s", "type": "T"}', "specversion"),
-    (b'{"specversion": "1.0", "id": "1", "type": "T"}', "no source"),
-    (b'{"specversion": "1.0", "id": "1", "source": "s", "type": "T", "data_base64": "!!"}', "not valid base64"),
-    (b'[' * 40 + b']' * 40, "too deep"),
-    (b'[' * 3000 + b']' * 3000, "too deep"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"not json at all", "not JSON"),
+        (b'[{"id": "1", "topic": ', "not JSON"),
+        (b"[]", "empty JSON array"),
+        (b'"a string"', "top-level JSON str"),
+        (b"12", "top-level JSON int"),
+        (b"null", "top-level JSON NoneType"),
+        (b'{"hello": "world"}', "neither an Event Grid"),
+        (b'[{"eventType": "T", "topic": "t"}]', "no id"),
+        (b'[{"eventType": "T", "id": "1"}]', "no topic"),
+        (b'[{"eventType": "", "id": "1", "topic": "t"}]', "no eventType"),
+        (b'{"specversion": "0.3", "id": "1", "source": "s", "type": "T"}', "specversion"),
+        (b'{"specversion": "1.0", "id": "1", "type": "T"}', "no source"),
+        (b'{"specversion": "1.0", "id": "1", "source": "s", "type": "T", "data_base64": "!!"}', "not valid base64"),
+        (b"[" * 40 + b"]" * 40, "too deep"),
+        (b"[" * 3000 + b"]" * 3000, "too deep"),
+    ],
+)
 def test_what_is_not_an_event_is_malformed_with_a_reason(raw, reason):
     result = decode_body(raw)
     assert result.events == []

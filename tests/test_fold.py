@@ -20,8 +20,11 @@ def outcomes(fold):
 
 
 def test_run_state_collects_status_and_transition_times():
-    evs = admitted(run_event("r", "Queued", "2026-01-01T00:00:01Z"), run_event("r", "Running", "2026-01-01T00:00:02Z"),
-                   run_event("r", "Completed", "2026-01-01T00:00:09Z"))
+    evs = admitted(
+        run_event("r", "Queued", "2026-01-01T00:00:01Z"),
+        run_event("r", "Running", "2026-01-01T00:00:02Z"),
+        run_event("r", "Completed", "2026-01-01T00:00:09Z"),
+    )
     fold = fold_object(evs, None, NOW)
     state = fold.write.row.state
     assert state["status"] == "Completed"
@@ -38,8 +41,18 @@ def test_run_completed_without_status_sets_completed():
 
 def stored(fold):
     w = fold.write.row
-    return Row(w.source, w.object, w.event_type, w.event_id, w.sequencer, w.etag, w.state, w.updated_at,
-               w.provenance, w.revision)
+    return Row(
+        w.source,
+        w.object,
+        w.event_type,
+        w.event_id,
+        w.sequencer,
+        w.etag,
+        w.state,
+        w.updated_at,
+        w.provenance,
+        w.revision,
+    )
 
 
 def test_older_events_are_stale_and_only_add_history_equal_ones_are_duplicates():
@@ -82,10 +95,20 @@ def test_ties_on_the_sequencer_go_to_the_larger_event_id():
 
 
 def test_endpoint_and_drift_states():
-    [dep] = admitted(eg(f"{ML}.ModelDeployed", "endpoints/s", {"ServiceName": "s", "ServiceComputeType": "AKS",
-                                                               "ModelIds": "m1:1, m2:3", "ServiceTags": {"a": "b"}}))
+    [dep] = admitted(
+        eg(
+            f"{ML}.ModelDeployed",
+            "endpoints/s",
+            {"ServiceName": "s", "ServiceComputeType": "AKS", "ModelIds": "m1:1, m2:3", "ServiceTags": {"a": "b"}},
+        )
+    )
     assert fold_object([dep], None, NOW).write.row.state["model_ids"] == ["m1:1", "m2:3"]
-    [drift] = admitted(eg(f"{ML}.DatasetDriftDetected", "datadrifts/d/runs/r",
-                          {"DataDriftId": "d", "DriftCoefficient": 0.7, "StartTime": "s", "EndTime": "e"}))
+    [drift] = admitted(
+        eg(
+            f"{ML}.DatasetDriftDetected",
+            "datadrifts/d/runs/r",
+            {"DataDriftId": "d", "DriftCoefficient": 0.7, "StartTime": "s", "EndTime": "e"},
+        )
+    )
     state = fold_object([drift], None, NOW).write.row.state
     assert (state["drift_coefficient"], state["window"]) == (0.7, {"start": "s", "end": "e"})

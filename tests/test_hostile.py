@@ -13,7 +13,7 @@ from processor.core.model import Tally
 from processor.events.catalog import Catalog
 from processor.ingest import ingest
 from processor.stores.sqlite import SqliteStore
-from tests.builders import ML, WS, body, ce, eg, model_event, run_event
+from tests.builders import ML, body, ce, eg, model_event, run_event
 
 
 def admit(raw: bytes):
@@ -42,8 +42,11 @@ def test_an_event_that_makes_the_state_unstorable_is_dead_lettered_and_the_rest_
     huge = run_event("r1", "Failed", "2026-01-01T00:00:05Z")
     huge["data"]["runTags"] = {"n": 123456789012345678901234567890}  # beyond 64 bits: orjson cannot store it
     # orjson refuses to write such a number, as the stores would: the standard library writes the body.
-    lines = [body(run_event("r1", "Running", "2026-01-01T00:00:01Z")), json.dumps([huge]).encode(),
-             body(model_event("m", 1))]
+    lines = [
+        body(run_event("r1", "Running", "2026-01-01T00:00:01Z")),
+        json.dumps([huge]).encode(),
+        body(model_event("m", 1)),
+    ]
     tally, rows, letters = asyncio.run(ingest_lines(lines, tmp_path))
     assert rows["runs/r1"].state["status"] == "Running" and "models/m" in rows
     [letter] = letters
@@ -66,7 +69,9 @@ def test_a_body_of_many_bad_elements_is_one_dead_letter_naming_the_first_few():
 
 
 def test_good_and_bad_events_of_one_message_give_the_good_ones_and_one_dead_letter():
-    admitted, dead, _ = admit(body(model_event("m", 1), eg(f"{ML}.RunCompleted", None, {}), eg(f"{ML}.RunCompleted", None, {})))
+    admitted, dead, _ = admit(
+        body(model_event("m", 1), eg(f"{ML}.RunCompleted", None, {}), eg(f"{ML}.RunCompleted", None, {}))
+    )
     assert len(admitted) == 1 and len(dead) == 1 and dead[0].reason.count("has no subject") == 2
 
 
@@ -126,8 +131,11 @@ def test_invalid_utf8_inside_a_string_field_is_dead_lettered_with_its_byte_and_n
 def test_a_time_written_in_foreign_digits_is_dead_lettered_and_cannot_win_its_object(tmp_path):
     ascii_time = "2026-01-01T00:00:05.0000000Z"
     foreign = "2026-01-01T00:00:0" + "٩" + ".0000000Z"  # Arabic-Indic nine: would sort after every ASCII time
-    lines = [body(run_event("r", "Running", ascii_time)), body(run_event("r", "Failed", foreign)),
-             body(run_event("r", "Completed", "2026-01-01T00:00:06.0000000Z"))]
+    lines = [
+        body(run_event("r", "Running", ascii_time)),
+        body(run_event("r", "Failed", foreign)),
+        body(run_event("r", "Completed", "2026-01-01T00:00:06.0000000Z")),
+    ]
     tally, rows, letters = asyncio.run(ingest_lines(lines, tmp_path))
     assert rows["runs/r"].state["status"] == "Completed" and rows["runs/r"].sequencer.startswith("2026-01-01T00:00:06")
     assert len(letters) == 1 and "date-time" in letters[0]["reason"]

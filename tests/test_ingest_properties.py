@@ -5,16 +5,18 @@ here independently of the processor's own sequencer encoding.
 """
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from processor.config import Settings
 from processor.ingest import ingest
 from processor.stores.sqlite import SqliteStore
 from tests.builders import ML, STORAGE, WS, body, ce, eg
 
-BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
 WS2 = WS.replace("WS1", "ws2")
 
 
@@ -75,7 +77,6 @@ def streams(draw):
 
 def render(spec, eid: str, cloud: bool) -> bytes:
     _, etype, subject, data, time, source = spec
-    make = ce if cloud else eg
     if cloud:
         return body(ce(etype, subject, data, time, id=eid, source=source))
     return body(eg(etype, subject, data, time, id=eid, topic=source))
@@ -89,7 +90,10 @@ async def project(lines: list[bytes], store: SqliteStore | None = None) -> list[
     try:
         await ingest([(f"l{i}", b) for i, b in enumerate(lines)], Settings(), store)
         return [
-            {k: getattr(r, k) for k in ("source", "object", "event_type", "event_id", "sequencer", "etag", "state", "updated_at")}
+            {
+                k: getattr(r, k)
+                for k in ("source", "object", "event_type", "event_id", "sequencer", "etag", "state", "updated_at")
+            }
             async for r in store.export()
         ]
     finally:

@@ -46,7 +46,8 @@ def layer_of(module: str) -> int:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(path: Path, module: str) -> set[str]:
@@ -72,8 +73,11 @@ def imports_of(path: Path, module: str) -> set[str]:
             if target.split(".")[0] == "processor":
                 found.add(target)
                 # `from processor.x import y` may name a submodule y.
-                found.update(f"{target}.{a.name}" for a in node.names if (PACKAGE.parent / (
-                    f"{target}.{a.name}".replace(".", "/") + ".py")).exists())
+                found.update(
+                    f"{target}.{a.name}"
+                    for a in node.names
+                    if (PACKAGE.parent / (f"{target}.{a.name}".replace(".", "/") + ".py")).exists()
+                )
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -87,8 +91,12 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_no_module_imports_a_higher_layer():
-    upward = [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
-              for a, targets in graph().items() for b in sorted(targets) if layer_of(b) > layer_of(a)]
+    upward = [
+        f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
+        for a, targets in graph().items()
+        for b in sorted(targets)
+        if layer_of(b) > layer_of(a)
+    ]
     assert upward == []
 
 
@@ -104,7 +112,7 @@ def test_there_is_no_import_circle():
             if node == target.rpartition(".")[0] or target == node.rpartition(".")[0]:
                 continue
             if state.get(target) == 1:
-                circles.append(path[path.index(target):] + [target])
+                circles.append(path[path.index(target) :] + [target])
             elif state.get(target) is None:
                 walk(target, [*path, target])
         state[node] = 2

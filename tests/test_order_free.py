@@ -12,7 +12,9 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
 from processor.admission import make_intake
@@ -25,8 +27,14 @@ from processor.stores.registry import open_store
 from processor.stores.sqlite import SqliteStore
 from tests.test_ingest_properties import render, streams
 
-MERGE_TYPE = {"types": ["Contoso.Job.Updated"], "subjects": ["jobs/{Job}"], "object": "jobs/{Job}",
-              "sequencer": "data.seq", "order": "version", "reducer": "merge"}
+MERGE_TYPE = {
+    "types": ["Contoso.Job.Updated"],
+    "subjects": ["jobs/{Job}"],
+    "object": "jobs/{Job}",
+    "sequencer": "data.seq",
+    "order": "version",
+    "reducer": "merge",
+}
 SETTINGS = replace(Settings(), catalog_types=(MERGE_TYPE,))
 
 
@@ -38,8 +46,14 @@ def merge_events(draw):
         job = draw(st.integers(0, 1))
         seq = draw(st.integers(0, 5))
         data = {"seq": seq, **{k: f"{k}{i}" for k in draw(st.sets(st.sampled_from("abc"), max_size=3))}}
-        spec = (None, "Contoso.Job.Updated", f"jobs/j{job}", data, "2026-01-01T00:00:00Z",
-                "/subscriptions/s/resourcegroups/rg/providers/contoso/jobs")
+        spec = (
+            None,
+            "Contoso.Job.Updated",
+            f"jobs/j{job}",
+            data,
+            "2026-01-01T00:00:00Z",
+            "/subscriptions/s/resourcegroups/rg/providers/contoso/jobs",
+        )
         out.append(((("contoso", f"jobs/j{job}", seq), f"m{i:03d}"), spec, f"m{i:03d}"))
     return out
 
@@ -133,8 +147,10 @@ def test_two_file_ingests_at_once_export_like_the_stream_in_order(tmp_path_facto
         try:
             small = replace(SETTINGS, ingest_cache_objects=2)
             # Batches of one: each ingest loads, folds and writes while the other does, so rows change under it.
-            await asyncio.gather(ingest_into(stores[0], disordered, small, fold_batch=1),
-                                 ingest_into(stores[1], other, small, fold_batch=1))
+            await asyncio.gather(
+                ingest_into(stores[0], disordered, small, fold_batch=1),
+                ingest_into(stores[1], other, small, fold_batch=1),
+            )
             return await export_of(stores[0])
         finally:
             for store in stores:
@@ -202,9 +218,17 @@ def test_two_writers_with_any_batching_on_sqlite_export_like_the_stream_in_order
 @pytest.fixture(scope="module")
 def postgres_url():
     """One PostgreSQL database for the module's examples (its tables emptied before each)."""
-    from tests.stores.conftest import (_CONNECT_ERRORS, HOW_TO_START, admin_url, create_database, drop_database,
-                                       run_aside, with_database)
     import secrets
+
+    from tests.stores.conftest import (
+        _CONNECT_ERRORS,
+        HOW_TO_START,
+        admin_url,
+        create_database,
+        drop_database,
+        run_aside,
+        with_database,
+    )
 
     name = f"processor_orderfree_{secrets.token_hex(4)}"
     try:
@@ -220,6 +244,7 @@ async def emptied(url: str) -> str:
     await store.open()  # creates the schema the first time
     await store.close()
     import asyncpg
+
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("TRUNCATE projection, dead_letters")
@@ -228,7 +253,9 @@ async def emptied(url: str) -> str:
     return url
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(streams_=disordered_streams(), data=st.data())
 def test_two_writers_with_any_batching_on_postgres_export_like_the_stream_in_order(postgres_url, streams_, data):
     in_order, disordered = streams_
@@ -240,13 +267,17 @@ def test_two_writers_with_any_batching_on_postgres_export_like_the_stream_in_ord
     assert asyncio.run(run()) == asyncio.run(oracle(in_order))
 
 
-@pytest.mark.parametrize("prop, fixtures", [
-    (test_streaming_ingest_with_any_cache_bound_exports_like_the_stream_in_order, ()),
-    (test_a_crash_after_any_prefix_then_a_replay_of_everything_exports_like_the_stream_in_order, ()),
-    (test_two_writers_with_any_batching_on_sqlite_export_like_the_stream_in_order, ("tmp_path_factory",)),
-    (test_two_file_ingests_at_once_export_like_the_stream_in_order, ("tmp_path_factory",)),
-    (test_two_writers_with_any_batching_on_postgres_export_like_the_stream_in_order, ("postgres_url",)),
-], ids=["streaming", "crash-replay", "two-writers-sqlite", "two-ingests-sqlite", "two-writers-postgres"])
+@pytest.mark.parametrize(
+    "prop, fixtures",
+    [
+        (test_streaming_ingest_with_any_cache_bound_exports_like_the_stream_in_order, ()),
+        (test_a_crash_after_any_prefix_then_a_replay_of_everything_exports_like_the_stream_in_order, ()),
+        (test_two_writers_with_any_batching_on_sqlite_export_like_the_stream_in_order, ("tmp_path_factory",)),
+        (test_two_file_ingests_at_once_export_like_the_stream_in_order, ("tmp_path_factory",)),
+        (test_two_writers_with_any_batching_on_postgres_export_like_the_stream_in_order, ("postgres_url",)),
+    ],
+    ids=["streaming", "crash-replay", "two-writers-sqlite", "two-ingests-sqlite", "two-writers-postgres"],
+)
 def test_each_property_catches_an_order_dependent_fold(monkeypatch, request, prop, fixtures):
     """A fold where the last arrival wins each field (no provenance compared) must be caught."""
     original = merge.MergedState.join
@@ -258,8 +289,13 @@ def test_each_property_catches_an_order_dependent_fold(monkeypatch, request, pro
 
     monkeypatch.setattr(merge.MergedState, "join", last_arrival_wins)
     # Finding one counterexample is the point; shrinking it is not (the settings @given reads at each call).
-    quick = hsettings(prop._hypothesis_internal_use_settings, phases=[Phase.generate], database=None,
-                      max_examples=500, report_multiple_bugs=False)
+    quick = hsettings(
+        prop._hypothesis_internal_use_settings,
+        phases=[Phase.generate],
+        database=None,
+        max_examples=500,
+        report_multiple_bugs=False,
+    )
     monkeypatch.setattr(prop, "_hypothesis_internal_use_settings", quick)
     # With two writers racing, a broken fold may also fail differently when hypothesis replays the example
     # (its Flaky): either way, the property caught it.

@@ -6,14 +6,16 @@ Whatever the arrival order and however arrivals are cut into batches, each objec
 
 import asyncio
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from processor.core.intake import Intake
 from processor.core.model import Tally
 from processor.events.catalog import Catalog
 from processor.projector import Projector
 from processor.stores.sqlite import SqliteStore
-from tests.builders import body, blob_event, model_event, run_event
+from tests.builders import blob_event, body, model_event, run_event
 
 CATALOG = Catalog.default()
 
@@ -35,8 +37,11 @@ def events(draw):
             # Every write of a blob has its own etag here: two events with one etag describe the same content,
             # and which of them stands depends on arrival order (documented in the README).
             seq = draw(st.integers(0, 6))
-            out.append(blob_event(f"b{obj}", f"{seq:032X}", created=draw(st.booleans()),
-                                  etag=f"etag-{obj}-{seq}-{eid}", id=eid + "b"))
+            out.append(
+                blob_event(
+                    f"b{obj}", f"{seq:032X}", created=draw(st.booleans()), etag=f"etag-{obj}-{seq}-{eid}", id=eid + "b"
+                )
+            )
     redelivered = draw(st.lists(st.sampled_from(out), max_size=8))
     return out + redelivered
 

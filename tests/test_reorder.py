@@ -1,6 +1,7 @@
 """ReorderBuffer: window release, bounds, duplicates, drops. Time is passed in, so no sleeping."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processor.core.model import Admitted
 from processor.core.reorder import ReorderBuffer
@@ -87,8 +88,9 @@ def test_drop_removes_without_releasing():
     assert orders(buf.release(now=5)) == {"a": ["1"]}
 
 
-@given(st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 50), st.floats(0, 10)), max_size=60),
-       st.integers(1, 20))
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 50), st.floats(0, 10)), max_size=60), st.integers(1, 20)
+)
 def test_every_event_leaves_exactly_once_and_each_release_is_in_order(arrivals, bound):
     buf = ReorderBuffer(window=1.0, max_events=bound)
     # A multiset: an event that already left may arrive again (the fold, not the buffer, catches that one).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from processor import runtime
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="processor",
         description="Azure Event Grid events on an Event Hub -> the latest state of every object (run, model, "
-                    "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
+        "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
         epilog="Start with `./dev run` in a clone (the demo: no Azure needed), then `processor run`.",
     )
     parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
@@ -76,6 +76,7 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
         return 2
     except KeyboardInterrupt:
         return 130
+
 
 if __name__ == "__main__":
     sys.exit(main())

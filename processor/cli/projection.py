@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from processor.config import Settings
@@ -40,9 +41,8 @@ async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, A
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from processor.ingest import ingest, read_lines
-
     from processor.config import warn_if_any_source
+    from processor.ingest import ingest, read_lines
 
     settings = _settings(args)
     warn_if_any_source(settings)
@@ -81,7 +81,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     async def work(store: Any) -> int:
         rows = await store.query(Query(source=args.source, object=args.object, limit=1000))
         if not rows:
-            print(f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""), file=sys.stderr)
+            print(
+                f"processor: no object {args.object!r}" + (f" from {args.source}" if args.source else ""),
+                file=sys.stderr,
+            )
             return 1
         for row in rows:
             shown = row.to_json()
@@ -121,12 +124,15 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
 
     async def work(store: Any) -> int:
         letters = await store.dead_letters(limit=args.limit + 1, after_id=args.after)
-        for letter in letters[:args.limit]:
+        for letter in letters[: args.limit]:
             _out(letter)
         if len(letters) > args.limit:
             sys.stdout.flush()
-            print(f"processor: {args.limit} dead letters shown and more follow: the next page is "
-                  f"`processor deadletters --after {letters[args.limit - 1]['id']}`", file=sys.stderr)
+            print(
+                f"processor: {args.limit} dead letters shown and more follow: the next page is "
+                f"`processor deadletters --after {letters[args.limit - 1]['id']}`",
+                file=sys.stderr,
+            )
         return 0
 
     return _run(_with_store(_settings(args), work))
@@ -153,9 +159,12 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("deadletters", help="the dead letters as JSON Lines")
-    p.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000); when more follow, "
-                                                           "the command says so and names the next --after")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=1000,
+        help="at most this many (default 1000); when more follow, the command says so and names the next --after",
+    )
     p.add_argument("--after", type=int, default=None, help="only those with an id above this")
     store_option(p)
     p.set_defaults(func=cmd_deadletters)
-

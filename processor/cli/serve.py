@@ -15,8 +15,8 @@ log = logging.getLogger("processor")
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from processor.http.server import start_http
-    from processor.stores.registry import open_store
     from processor.runtime import stop_on_signal
+    from processor.stores.registry import open_store
 
     settings = load_settings(path=args.config, store_url=args.store, http_address=args.address)
 
@@ -28,8 +28,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             handle = await start_http(settings, store)
             try:
-                print(f"serving {handle.url}/ (API {handle.url}/api/objects, metrics {handle.url}/metrics); "
-                      "Ctrl-C stops", file=sys.stderr, flush=True)
+                print(
+                    f"serving {handle.url}/ (API {handle.url}/api/objects, metrics {handle.url}/metrics); Ctrl-C stops",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 await stop.wait()
             finally:
                 await handle.close()

@@ -39,8 +39,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             await run_worker(settings, stop, options)
         except HubNotFound as exc:
-            print(f"processor: {exc} (gave up after {settings.not_found_timeout:g}s: PROCESSOR_NOT_FOUND_TIMEOUT)",
-                  file=sys.stderr)
+            print(
+                f"processor: {exc} (gave up after {settings.not_found_timeout:g}s: PROCESSOR_NOT_FOUND_TIMEOUT)",
+                file=sys.stderr,
+            )
             return 1
         finally:
             for server in servers:
@@ -77,8 +79,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     position = args.from_
     # In-memory checkpoints: a replay reads everything once and must leave the live ones alone. A missing hub or
     # consumer group fails it at the first not-found: a one-shot job has nobody waiting for it to appear.
-    settings = replace(_settings(args, starting_position=position), checkpoint_url="memory",
-                       checkpoint_connection_string=None, checkpoint_account_url=None, not_found_timeout=0.0)
+    settings = replace(
+        _settings(args, starting_position=position),
+        checkpoint_url="memory",
+        checkpoint_connection_string=None,
+        checkpoint_account_url=None,
+        not_found_timeout=0.0,
+    )
     warn_if_any_source(settings)
 
     async def main() -> int:
@@ -88,8 +95,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             counts = await store.counts()
             if counts["objects"] and not args.force:
                 # Not the URL: it may hold a password.
-                print(f"processor: the store already holds {counts['objects']} objects; replay rebuilds into a "
-                      "fresh store (or pass --force to fold into this one)", file=sys.stderr)
+                print(
+                    f"processor: the store already holds {counts['objects']} objects; replay rebuilds into a "
+                    "fresh store (or pass --force to fold into this one)",
+                    file=sys.stderr,
+                )
                 return 1
             try:
                 async with consumer_client(settings, consumer_group=args.consumer_group) as client:
@@ -142,9 +152,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(file=sys.stderr)
             if not progress["complete"]:
                 received = signals_seen.received or signal.SIGINT
-                print(f"processor: replay stopped by {signal.Signals(received).name} at {progress['done']}/{total} "
-                      "messages: the projection it wrote is not complete (replay again into a fresh store)",
-                      file=sys.stderr)
+                print(
+                    f"processor: replay stopped by {signal.Signals(received).name} at {progress['done']}/{total} "
+                    "messages: the projection it wrote is not complete (replay again into a fresh store)",
+                    file=sys.stderr,
+                )
                 return 128 + received
             _out(worker.tally.summary())
             return 0
@@ -168,9 +180,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.out:
         # The same traffic as message bodies, one per line: input for `processor ingest`, no hub needed.
-        messages = deliver(lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
-                           seed=args.seed + 1, duplicate_rate=args.duplicates, late_rate=args.late)
-        with (sys.stdout.buffer if args.out == "-" else open(args.out, "wb")) as out:
+        messages = deliver(
+            lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
+            seed=args.seed + 1,
+            duplicate_rate=args.duplicates,
+            late_rate=args.late,
+        )
+        with sys.stdout.buffer if args.out == "-" else open(args.out, "wb") as out:
             count = 0
             for message in messages:
                 out.write(message.body + b"\n")
@@ -183,8 +199,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     async def main() -> int:
         stop = asyncio.Event()
         stop_on_signal(stop)
-        messages = deliver(lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
-                           seed=args.seed + 1, duplicate_rate=args.duplicates, late_rate=args.late)
+        messages = deliver(
+            lifecycle(args.events, seed=args.seed, workspaces=args.workspaces, accounts=args.accounts),
+            seed=args.seed + 1,
+            duplicate_rate=args.duplicates,
+            late_rate=args.late,
+        )
         started = time.monotonic()
         async with producer_client(settings) as producer:
             sent = await publish(producer, messages, rate=args.rate, by_subject=args.partition_key, stop=stop)
@@ -227,13 +247,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{'partition':>9}  {'owner':<36}  {'checkpoint':>10}  {'last enqueued':>13}  {'lag':>8}  note")
         for r in rows:
             seq = "-" if r["checkpoint_sequence_number"] is None else r["checkpoint_sequence_number"]
-            print(f"{r['partition']:>9}  {r['owner'] or '-':<36}  {seq:>10}  {r['last_enqueued_sequence_number']:>13}  "
-                  f"{r['lag']:>8}  {r['note'] or ''}".rstrip())
+            print(
+                f"{r['partition']:>9}  {r['owner'] or '-':<36}  {seq:>10}  {r['last_enqueued_sequence_number']:>13}  "
+                f"{r['lag']:>8}  {r['note'] or ''}".rstrip()
+            )
         threshold = args.keda_threshold or keda_threshold(DESIGN_RATE_PER_REPLICA, settings)
         lags = [r["lag"] for r in rows]
         acted_on = keda_total(lags, threshold)
-        print(f"total lag {sum(lags)}; KEDA at unprocessedEventThreshold {threshold} acts on {acted_on}: "
-              f"{max(1, -(-acted_on // threshold))} replica(s) (within its min and max)")
+        print(
+            f"total lag {sum(lags)}; KEDA at unprocessedEventThreshold {threshold} acts on {acted_on}: "
+            f"{max(1, -(-acted_on // threshold))} replica(s) (within its min and max)"
+        )
         return 0
 
     return asyncio.run(main())
@@ -253,11 +277,21 @@ def register(sub: Any) -> None:
     store_option(p)
     p.set_defaults(func=cmd_run, stops_gracefully=True)
 
-    p = sub.add_parser("replay", help="rebuild a projection from the hub into a fresh store (live checkpoints untouched)")
-    p.add_argument("--from", dest="from_", default="earliest", metavar="earliest|TIME",
-                   help="where to start: earliest or an ISO-8601 time")
-    p.add_argument("--consumer-group", default="replay",
-                   help="a consumer group of its own, so live workers are not disturbed (default: replay)")
+    p = sub.add_parser(
+        "replay", help="rebuild a projection from the hub into a fresh store (live checkpoints untouched)"
+    )
+    p.add_argument(
+        "--from",
+        dest="from_",
+        default="earliest",
+        metavar="earliest|TIME",
+        help="where to start: earliest or an ISO-8601 time",
+    )
+    p.add_argument(
+        "--consumer-group",
+        default="replay",
+        help="a consumer group of its own, so live workers are not disturbed (default: replay)",
+    )
     p.add_argument("--force", action="store_true", help="replay into a store that already holds objects")
     store_option(p)
     p.set_defaults(func=cmd_replay, stops_gracefully=True)
@@ -271,15 +305,25 @@ def register(sub: Any) -> None:
     p.add_argument("--duplicates", type=float, default=0.05, help="share of events delivered twice")
     p.add_argument("--late", type=float, default=0.1, help="share of events delivered late")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", metavar="FILE", help="write the message bodies to FILE ('-' = stdout), one per line, "
-                                                 "instead of publishing")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the message bodies to FILE ('-' = stdout), one per line, instead of publishing",
+    )
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("status", help="per partition: owner, checkpoint, last enqueued sequence number, lag "
-                                      "(as KEDA computes it), and the total KEDA would act on")
+    p = sub.add_parser(
+        "status",
+        help="per partition: owner, checkpoint, last enqueued sequence number, lag "
+        "(as KEDA computes it), and the total KEDA would act on",
+    )
     p.add_argument("--consumer-group", default=None, help="the consumer group (default PROCESSOR_CONSUMER_GROUP)")
     p.add_argument("--json", action="store_true", help="print the partitions' rows as JSON")
-    p.add_argument("--keda-threshold", type=int, default=None,
-                   help="the ScaledObject's unprocessedEventThreshold (default: the shipped one, derived from the "
-                        "reorder window and checkpoint interval)")
+    p.add_argument(
+        "--keda-threshold",
+        type=int,
+        default=None,
+        help="the ScaledObject's unprocessedEventThreshold (default: the shipped one, derived from the "
+        "reorder window and checkpoint interval)",
+    )
     p.set_defaults(func=cmd_status)

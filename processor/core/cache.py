@@ -12,7 +12,7 @@ Pure: the caller does the loads and commits.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from processor.core.fold import ObjectFold, fold_object
 from processor.core.merge import MergedState, MergeReducer
@@ -65,8 +65,13 @@ class StateCache:
                 self._entries[key] = _Entry(rows.get(key))
                 self._bytes += ENTRY_OVERHEAD
 
-    def fold(self, key: ObjectKey, events: list[Admitted], now: str,
-             refold: Callable[[list[Admitted], Row | None, str], ObjectFold] = fold_object) -> ObjectFold:
+    def fold(
+        self,
+        key: ObjectKey,
+        events: list[Admitted],
+        now: str,
+        refold: Callable[[list[Admitted], Row | None, str], ObjectFold] = fold_object,
+    ) -> ObjectFold:
         """Fold one object's events (any order) into its cached row; the object must have been loaded.
 
         `refold` replaces the plain fold, e.g. to leave out events that make the state unstorable."""
@@ -114,8 +119,18 @@ class StateCache:
             merged = MergedState(reducer_of(ours), theirs.state, theirs.provenance, theirs.order)
             merged.join_state(ours.state, ours.provenance, ours.order)
             winner = ours if ours.order > theirs.order else theirs
-            entry.row = Row(theirs.source, theirs.object, winner.event_type, winner.event_id, winner.sequencer,
-                            winner.etag, merged.state, now, merged.provenance_for(winner.order), theirs.revision)
+            entry.row = Row(
+                theirs.source,
+                theirs.object,
+                winner.event_type,
+                winner.event_id,
+                winner.sequencer,
+                winner.etag,
+                merged.state,
+                now,
+                merged.provenance_for(winner.order),
+                theirs.revision,
+            )
             entry.stored = theirs.revision
 
     def evict(self) -> None:
@@ -137,5 +152,15 @@ def _at_next(entry: _Entry) -> Row:
     revision = (entry.stored or 0) + 1
     if row.revision == revision:
         return row
-    return Row(row.source, row.object, row.event_type, row.event_id, row.sequencer, row.etag, row.state,
-               row.updated_at, row.provenance, revision)
+    return Row(
+        row.source,
+        row.object,
+        row.event_type,
+        row.event_id,
+        row.sequencer,
+        row.etag,
+        row.state,
+        row.updated_at,
+        row.provenance,
+        revision,
+    )

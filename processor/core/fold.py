@@ -66,8 +66,18 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
     if not (merged.changed or winner_changed) or order is None or etype is None or event_id is None:
         return ObjectFold(None, outcomes)
     source, obj = events[0].key
-    row = Row(source, obj, etype, event_id, order[0], etag, merged.state, now, merged.provenance_for(order),
-              current.revision + 1 if current is not None else 1)
+    row = Row(
+        source,
+        obj,
+        etype,
+        event_id,
+        order[0],
+        etag,
+        merged.state,
+        now,
+        merged.provenance_for(order),
+        current.revision + 1 if current is not None else 1,
+    )
     return ObjectFold(Write(row, current.revision if current is not None else None), outcomes)
 
 
@@ -75,5 +85,7 @@ def _order(ev: Admitted) -> tuple[str, str]:
     return ev.order
 
 
-def fold_batch(released: dict[ObjectKey, list[Admitted]], current: dict[ObjectKey, Row], now: str) -> dict[ObjectKey, ObjectFold]:
+def fold_batch(
+    released: dict[ObjectKey, list[Admitted]], current: dict[ObjectKey, Row], now: str
+) -> dict[ObjectKey, ObjectFold]:
     return {key: fold_object(events, current.get(key), now) for key, events in released.items()}

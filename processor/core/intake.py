@@ -8,7 +8,7 @@ object and order (dead-lettered when missing).
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from processor.core.model import Admitted, DeadLetter, Origin, Tally
 from processor.core.reducers import reducer_table
@@ -38,8 +38,13 @@ def normalize_source(source: str) -> str:
 
 
 class Intake:
-    def __init__(self, catalog: Catalog, allowed_sources: Iterable[str] = (), limits: DecodeLimits = DecodeLimits(),
-                 keep_body_bytes: int = 4096):
+    def __init__(
+        self,
+        catalog: Catalog,
+        allowed_sources: Iterable[str] = (),
+        limits: DecodeLimits = DecodeLimits(),
+        keep_body_bytes: int = 4096,
+    ):
         self.catalog = catalog
         self.reducers = reducer_table(catalog.reducers)
         self.allowed = frozenset(normalize_source(s) for s in allowed_sources if s.strip())
@@ -47,9 +52,15 @@ class Intake:
         self.keep_body_bytes = keep_body_bytes
         self._sources: dict[str, str] = {}  # as sent -> normalised; few distinct sources, many events
 
-    def admit(self, body: bytes, tally: Tally, origin: Origin | None = None, label: str = "",
-              delivery_kind: str | None = None, body_section: str | None = None
-              ) -> tuple[list[Admitted], list[DeadLetter]]:
+    def admit(
+        self,
+        body: bytes,
+        tally: Tally,
+        origin: Origin | None = None,
+        label: str = "",
+        delivery_kind: str | None = None,
+        body_section: str | None = None,
+    ) -> tuple[list[Admitted], list[DeadLetter]]:
         """The events of one message body that may be projected, and at most one dead letter for the rest.
 
         `body_section` names an AMQP body that is not a data section ("value", "sequence"): no event can be in
@@ -67,8 +78,9 @@ class Intake:
             tally.add("dead_lettered", "-")
             return [], [self._dead([Malformed(f"internal error: {type(exc).__name__}: {exc}")], body, label)]
 
-    def _admit(self, body: bytes, tally: Tally, origin: Origin | None, label: str,
-               delivery_kind: str | None) -> tuple[list[Admitted], list[DeadLetter]]:
+    def _admit(
+        self, body: bytes, tally: Tally, origin: Origin | None, label: str, delivery_kind: str | None
+    ) -> tuple[list[Admitted], list[DeadLetter]]:
         if delivery_kind in _NOT_NOTIFICATIONS:
             tally.read += 1
             tally.add("ignored", delivery_kind)
@@ -88,8 +100,11 @@ class Intake:
         catalog, allowed, sources, reducers = self.catalog, self.allowed, self._sources, self.reducers
         for event in decoded.events:
             entry = catalog.by_type.get(event.type)
-            if len(event.source) > MAX_FIELD or len(event.id) > MAX_FIELD or (
-                    event.subject is not None and len(event.subject) > MAX_FIELD):
+            if (
+                len(event.source) > MAX_FIELD
+                or len(event.id) > MAX_FIELD
+                or (event.subject is not None and len(event.subject) > MAX_FIELD)
+            ):
                 bad.append(Malformed(f"event field longer than {MAX_FIELD} characters", event.id[:MAX_FIELD]))
                 tally.add("dead_lettered", event.type if entry is not None else OTHER_TYPE)
                 continue
@@ -111,16 +126,21 @@ class Intake:
                 continue
             obj, sequencer, etag, time = ident
             if nul_possible and any("\x00" in f for f in (event.id, source, obj, sequencer, etag or "")):
-                bad.append(Malformed("NUL character in an identity field (id, source, object, sequencer, etag)",
-                                     event.id.replace("\x00", "?")))
+                bad.append(
+                    Malformed(
+                        "NUL character in an identity field (id, source, object, sequencer, etag)",
+                        event.id.replace("\x00", "?"),
+                    )
+                )
                 tally.add("dead_lettered", event.type)
                 continue
             if len(source) + len(obj) > MAX_KEY_BYTES // 4 and len(source.encode()) + len(obj.encode()) > MAX_KEY_BYTES:
                 bad.append(Malformed(f"object key longer than {MAX_KEY_BYTES} bytes", event.id))
                 tally.add("dead_lettered", event.type)
                 continue
-            admitted.append(Admitted((source, obj), sequencer, etag, time, event, reducers[entry.reducer], size,
-                                     origin))
+            admitted.append(
+                Admitted((source, obj), sequencer, etag, time, event, reducers[entry.reducer], size, origin)
+            )
         return admitted, [self._dead(bad, body, label)] if bad else []
 
     def _dead(self, malformed: list[Malformed], body: bytes, label: str) -> DeadLetter:

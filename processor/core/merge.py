@@ -16,7 +16,8 @@ provenance (written before merges existed) is thereby one event's worth of state
 from __future__ import annotations
 
 from bisect import insort
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Order = tuple[str, str]  # (sequencer, event id)
 State = dict[str, Any]
@@ -27,8 +28,13 @@ class Contribution:
 
     __slots__ = ("latest", "latest_per_key", "earliest", "union")
 
-    def __init__(self, latest: dict[str, Any] | None = None, latest_per_key: dict[str, dict[str, Any]] | None = None,
-                 earliest: dict[str, dict[str, str]] | None = None, union: dict[str, list[Any]] | None = None):
+    def __init__(
+        self,
+        latest: dict[str, Any] | None = None,
+        latest_per_key: dict[str, dict[str, Any]] | None = None,
+        earliest: dict[str, dict[str, str]] | None = None,
+        union: dict[str, list[Any]] | None = None,
+    ):
         self.latest = latest or {}
         self.latest_per_key = latest_per_key or {}
         self.earliest = earliest or {}
@@ -40,8 +46,13 @@ class MergeReducer:
 
     __slots__ = ("name", "contribute", "per_key", "histories")
 
-    def __init__(self, name: str, contribute: Callable[[Any], Contribution],
-                 per_key: frozenset[str] = frozenset(), histories: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        name: str,
+        contribute: Callable[[Any], Contribution],
+        per_key: frozenset[str] = frozenset(),
+        histories: frozenset[str] = frozenset(),
+    ):
         self.name = name
         self.contribute = contribute  # Admitted -> Contribution
         self.per_key = per_key
@@ -57,13 +68,19 @@ class MergedState:
 
     __slots__ = ("reducer", "state", "marks", "base", "changed", "_only")
 
-    def __init__(self, reducer: MergeReducer, state: State | None = None, provenance: dict[str, Any] | None = None,
-                 base: Order | None = None):
+    def __init__(
+        self,
+        reducer: MergeReducer,
+        state: State | None = None,
+        provenance: dict[str, Any] | None = None,
+        base: Order | None = None,
+    ):
         self.reducer = reducer
         # A private copy, one level deep (joins change at most one level of nesting): a fold that loses a
         # compare-and-set is redone from the stored row, which must stay intact.
-        self.state: State = {k: (dict(v) if type(v) is dict else list(v) if type(v) is list else v)
-                             for k, v in (state or {}).items()}
+        self.state: State = {
+            k: (dict(v) if type(v) is dict else list(v) if type(v) is list else v) for k, v in (state or {}).items()
+        }
         self.marks: dict[str, Any] = {}
         for field, mark in (provenance or {}).items():
             self.marks[field] = {k: tuple(m) for k, m in mark.items()} if type(mark) is dict else tuple(mark)

@@ -43,8 +43,17 @@ class Admitted:
 
     __slots__ = ("key", "order", "etag", "time", "event", "reducer", "size", "origin", "token")
 
-    def __init__(self, key: ObjectKey, sequencer: str, etag: str | None, time: str, event: Event,
-                 reducer: MergeReducer, size: int, origin: Origin | None = None):
+    def __init__(
+        self,
+        key: ObjectKey,
+        sequencer: str,
+        etag: str | None,
+        time: str,
+        event: Event,
+        reducer: MergeReducer,
+        size: int,
+        origin: Origin | None = None,
+    ):
         self.key = key
         self.order = (sequencer, event.id)  # ties on the sequencer go to the larger event id
         self.etag = etag
@@ -105,7 +114,7 @@ class Row:
         }
 
     @classmethod
-    def from_record(cls, r: Any, state: dict[str, Any], provenance: dict[str, Any] | None = None) -> "Row":
+    def from_record(cls, r: Any, state: dict[str, Any], provenance: dict[str, Any] | None = None) -> Row:
         """From a store's row in `source, object, event_type, event_id, sequencer, etag, state, updated_at,
         provenance, revision` order (state and provenance already decoded)."""
         return cls(r[0], r[1], r[2], r[3], r[4], r[5], state, r[7], provenance or {}, r[9])
@@ -132,7 +141,7 @@ class DeadLetter:
     fingerprint: str = ""
 
     @classmethod
-    def of(cls, reason: str, body: bytes, origin: str, event_id: str | None = None, keep: int = 4096) -> "DeadLetter":
+    def of(cls, reason: str, body: bytes, origin: str, event_id: str | None = None, keep: int = 4096) -> DeadLetter:
         """A dead letter keeping the first `keep` bytes of the body, fingerprinted by body and reason."""
         digest = hashlib.sha256(body)
         digest.update(reason.encode())
@@ -144,7 +153,7 @@ class Tally:
     """Events by outcome and type. `read` counts every event decoded (or message that failed to decode)."""
 
     read: int = 0
-    by_outcome_type: Counter = field(default_factory=Counter)
+    by_outcome_type: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, outcome: str, event_type: str, n: int = 1) -> None:
         self.by_outcome_type[(outcome, event_type)] += n

@@ -60,13 +60,16 @@ def run(ev: Admitted) -> Contribution:
 def model(ev: Admitted) -> Contribution:
     data = ev.event.data
     version = _pick(data, "ModelVersion", "modelVersion")
-    return Contribution(latest={
-        "name": _pick(data, "ModelName", "modelName"),
-        "version": version,
-        "tags": _as_map(_pick(data, "ModelTags", "modelTags")),
-        "properties": _as_map(_pick(data, "ModelProperties", "modelProperties")),
-        "registered_at": ev.time,
-    }, union={"versions": [version]} if version is not None else None)
+    return Contribution(
+        latest={
+            "name": _pick(data, "ModelName", "modelName"),
+            "version": version,
+            "tags": _as_map(_pick(data, "ModelTags", "modelTags")),
+            "properties": _as_map(_pick(data, "ModelProperties", "modelProperties")),
+            "registered_at": ev.time,
+        },
+        union={"versions": [version]} if version is not None else None,
+    )
 
 
 def endpoint(ev: Admitted) -> Contribution:
@@ -78,28 +81,32 @@ def endpoint(ev: Admitted) -> Contribution:
         model_ids = [str(m) for m in ids]
     else:
         model_ids = []
-    return Contribution(latest={
-        "service_name": _pick(data, "ServiceName", "serviceName"),
-        "compute_type": _pick(data, "ServiceComputeType", "serviceComputeType"),
-        "model_ids": model_ids,
-        "tags": _as_map(_pick(data, "ServiceTags", "serviceTags")),
-        "properties": _as_map(_pick(data, "ServiceProperties", "serviceProperties")),
-        "deployed_at": ev.time,
-    })
+    return Contribution(
+        latest={
+            "service_name": _pick(data, "ServiceName", "serviceName"),
+            "compute_type": _pick(data, "ServiceComputeType", "serviceComputeType"),
+            "model_ids": model_ids,
+            "tags": _as_map(_pick(data, "ServiceTags", "serviceTags")),
+            "properties": _as_map(_pick(data, "ServiceProperties", "serviceProperties")),
+            "deployed_at": ev.time,
+        }
+    )
 
 
 def datadrift(ev: Admitted) -> Contribution:
     data = ev.event.data
-    return Contribution(latest={
-        "data_drift_id": _pick(data, "DataDriftId", "dataDriftId"),
-        "name": _pick(data, "DataDriftName", "dataDriftName"),
-        "run_id": _pick(data, "RunId", "runId"),
-        "base_dataset_id": _pick(data, "BaseDatasetId", "baseDatasetId"),
-        "target_dataset_id": _pick(data, "TargetDatasetId", "targetDatasetId"),
-        "drift_coefficient": _pick(data, "DriftCoefficient", "driftCoefficient"),
-        "window": {"start": _pick(data, "StartTime", "startTime"), "end": _pick(data, "EndTime", "endTime")},
-        "detected_at": ev.time,
-    })
+    return Contribution(
+        latest={
+            "data_drift_id": _pick(data, "DataDriftId", "dataDriftId"),
+            "name": _pick(data, "DataDriftName", "dataDriftName"),
+            "run_id": _pick(data, "RunId", "runId"),
+            "base_dataset_id": _pick(data, "BaseDatasetId", "baseDatasetId"),
+            "target_dataset_id": _pick(data, "TargetDatasetId", "targetDatasetId"),
+            "drift_coefficient": _pick(data, "DriftCoefficient", "driftCoefficient"),
+            "window": {"start": _pick(data, "StartTime", "startTime"), "end": _pick(data, "EndTime", "endTime")},
+            "detected_at": ev.time,
+        }
+    )
 
 
 def blob(ev: Admitted) -> Contribution:
@@ -191,8 +198,9 @@ def declared(name: str, kinds: dict[str, dict[str, str]]) -> MergeReducer:
                 c.union[field] = value if type(value) is list else [value]
         return c
 
-    return MergeReducer(name, contribute, per_key=frozenset(f for f, _ in per_key),
-                        histories=frozenset(f for f, _ in earliest + union))
+    return MergeReducer(
+        name, contribute, per_key=frozenset(f for f, _ in per_key), histories=frozenset(f for f, _ in earliest + union)
+    )
 
 
 def reducer_table(declarations: dict[str, dict[str, dict[str, str]]]) -> dict[str, MergeReducer]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from processor.core.model import Admitted, ObjectKey, Origin
 
@@ -88,7 +89,7 @@ class ReorderBuffer:
             arrivals.popleft()
             held = self._pending.get(key)
             ev = held.get(ident) if held else None
-            if ev is None or ev.token != token:
+            if held is None or ev is None or ev.token != token:
                 continue  # it left earlier (with a later event of its object), or this entry is an old arrival
             if forced:
                 # Free its space at once, so that the bound check sees it on the next turn.
@@ -99,10 +100,12 @@ class ReorderBuffer:
                 thresholds[key] = ev.order
         out: Released = {}
         for key, threshold in thresholds.items():
+            chosen: list[Admitted] = []
             held = self._pending.get(key)
-            chosen = [ev for ev in held.values() if ev.order <= threshold] if held else []
-            for ev in chosen:
-                self._forget(key, held, ev)
+            if held:
+                chosen = [ev for ev in held.values() if ev.order <= threshold]
+                for ev in chosen:
+                    self._forget(key, held, ev)
             chosen.extend(early.get(key, ()))
             chosen.sort(key=_order)
             out[key] = chosen
@@ -134,7 +137,7 @@ class ReorderBuffer:
                 return deadline
         return None
 
-    def _forget(self, key: ObjectKey, held: dict, ev: Admitted) -> None:
+    def _forget(self, key: ObjectKey, held: dict[tuple[str, Any], Admitted], ev: Admitted) -> None:
         del held[(ev.order[1], ev.origin)]
         self._events -= 1
         self._bytes -= ev.size

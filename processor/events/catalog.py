@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from processor.events.envelope import Event, Malformed
 from processor.events.sequencer import InvalidSequencer, string_key, time_key, version_key
@@ -48,8 +49,10 @@ def reducer_spec(spec: Any, where: str) -> tuple[str, dict[str, dict[str, str]]]
         raise CatalogError(f"{where}: that is a built-in reducer's name")
     unknown = sorted(set(spec) - {"name", *REDUCER_KINDS})
     if unknown:
-        raise CatalogError(f"{where}: unknown key {unknown[0]!r}; a reducer is a merge built from "
-                           f"{', '.join(REDUCER_KINDS)} (each a table of state field = event path)")
+        raise CatalogError(
+            f"{where}: unknown key {unknown[0]!r}; a reducer is a merge built from "
+            f"{', '.join(REDUCER_KINDS)} (each a table of state field = event path)"
+        )
     kinds: dict[str, dict[str, str]] = {}
     seen: set[str] = set()
     for kind in REDUCER_KINDS:
@@ -58,8 +61,10 @@ def reducer_spec(spec: Any, where: str) -> tuple[str, dict[str, dict[str, str]]]
             raise CatalogError(f"{where}: '{kind}' must be a table of state field = event path")
         for field, path in table.items():
             if not isinstance(path, str) or not (path in _EVENT_PATHS or (path.startswith("data.") and len(path) > 5)):
-                raise CatalogError(f"{where}: {kind}.{field} must be one of {', '.join(_EVENT_PATHS)} or "
-                                   f"data.<field>[.<field>...], got {path!r}")
+                raise CatalogError(
+                    f"{where}: {kind}.{field} must be one of {', '.join(_EVENT_PATHS)} or "
+                    f"data.<field>[.<field>...], got {path!r}"
+                )
             if field in seen:
                 raise CatalogError(f"{where}: state field {field!r} is declared twice")
             seen.add(field)
@@ -99,15 +104,17 @@ class Entry:
                 raise CatalogError(f"{where}: 'order' must be one of {sorted(_ORDERS)}, got {order!r}")
             self.order = _ORDERS[order]
         else:
-            raise CatalogError(f"{where}: 'sequencer' must be \"time\" or \"data.<field>\", got {sequencer!r}")
+            raise CatalogError(f'{where}: \'sequencer\' must be "time" or "data.<field>", got {sequencer!r}')
         etag = spec.get("etag", ["data.eTag", "data.etag"])
         if not isinstance(etag, list) or not all(isinstance(e, str) and e.startswith("data.") for e in etag):
             raise CatalogError(f"{where}: 'etag' must be a list of \"data.<field>\" names")
         self.etag_fields = tuple(e[5:] for e in etag)
         self.reducer: str = need("reducer", str)
         if self.reducer not in reducers:
-            raise CatalogError(f"{where}: 'reducer' must be one of {sorted(reducers)} (or a [[catalog.reducers]] "
-                               f"name), got {self.reducer!r}")
+            raise CatalogError(
+                f"{where}: 'reducer' must be one of {sorted(reducers)} (or a [[catalog.reducers]] "
+                f"name), got {self.reducer!r}"
+            )
         # Subjects repeat (every event of a run has its run's subject): remember what each one resolved to.
         self._cache: dict[str, str | None] = {}
 
@@ -121,7 +128,7 @@ class Entry:
             if m:
                 groups = m.groupdict()
                 groups["subject"] = subject
-                found = _PLACEHOLDER.sub(lambda g: groups[g.group(1)], self.object)
+                found = _PLACEHOLDER.sub(_filler(groups), self.object)
                 break
         if len(self._cache) > 50_000:
             self._cache.clear()
@@ -130,6 +137,11 @@ class Entry:
 
 
 _MISSING = object()
+
+
+def _filler(groups: dict[str, str]) -> Callable[[re.Match[str]], str]:
+    """The replacement of each {Name} of an object template by what the subject pattern captured."""
+    return lambda placeholder: groups[placeholder.group(1)]
 
 
 def _compile_subject(pattern: Any, where: str) -> re.Pattern[str]:
@@ -164,8 +176,13 @@ class Catalog:
                 self.by_type[etype] = entry
 
     @classmethod
-    def from_specs(cls, specs: list[dict[str, Any]], origin: str, base: "Catalog | None" = None,
-                   reducers: Sequence[dict[str, Any]] = ()) -> "Catalog":
+    def from_specs(
+        cls,
+        specs: list[dict[str, Any]],
+        origin: str,
+        base: Catalog | None = None,
+        reducers: Sequence[dict[str, Any]] = (),
+    ) -> Catalog:
         declared: dict[str, dict[str, dict[str, str]]] = dict(base.reducers) if base else {}
         for index, spec in enumerate(reducers):
             name, kinds = reducer_spec(spec, f"{origin}: reducer {index}")
@@ -179,7 +196,7 @@ class Catalog:
         return cls(entries, declared)
 
     @classmethod
-    def default(cls) -> "Catalog":
+    def default(cls) -> Catalog:
         text = resources.files("processor.defaults").joinpath("catalog.toml").read_text("utf-8")
         return cls.from_specs(tomllib.loads(text)["types"], "default catalog")
 
@@ -202,8 +219,9 @@ class Catalog:
             return Malformed(f"{etype} event: {exc}", event.id)
         obj = entry.object_for(event.subject)
         if obj is None:
-            return Malformed(f"{etype} subject {event.subject[:200]!r} matches none of {list(entry_patterns(entry))}",
-                             event.id)
+            return Malformed(
+                f"{etype} subject {event.subject[:200]!r} matches none of {list(entry_patterns(entry))}", event.id
+            )
         try:
             explicit = data.get("sequencer")
             if explicit is not None:

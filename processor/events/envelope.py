@@ -139,8 +139,9 @@ def decode_body(body: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodeRes
     if not events:
         return _bad("not an event: empty JSON array")
     for ev in events:
-        if not (type(ev.id) is str and ev.id and type(ev.source) is str and ev.source and type(ev.type) is str
-                and ev.type) or (cloud and (ev.specversion != "1.0" or ev.data_base64 is not None)):
+        if not (
+            type(ev.id) is str and ev.id and type(ev.source) is str and ev.source and type(ev.type) is str and ev.type
+        ) or (cloud and (ev.specversion != "1.0" or ev.data_base64 is not None)):
             return _decode_careful(body, limits)
         if type(ev.subject) is not str:
             ev.subject = None
@@ -277,8 +278,15 @@ def _cloudevent(item: dict[str, Any], limits: DecodeLimits) -> Event | Malformed
 def _event(cls: type[Event], item: dict[str, Any], data: Any, **extra: Any) -> Event:
     source_key, type_key, time_key = _NAMES[cls.schema]
     subject, time = item.get("subject"), item.get(time_key)
-    return cls(id=item["id"], source=item[source_key], subject=subject if isinstance(subject, str) else None,
-               type=item[type_key], time=time if isinstance(time, str) else None, data=data, **extra)
+    return cls(
+        id=item["id"],
+        source=item[source_key],
+        subject=subject if isinstance(subject, str) else None,
+        type=item[type_key],
+        time=time if isinstance(time, str) else None,
+        data=data,
+        **extra,
+    )
 
 
 def _check_common(event_id: Any, source: Any, source_name: str, etype: Any, type_name: str) -> str | None:

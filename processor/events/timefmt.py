@@ -66,4 +66,5 @@ def _normalize(text: str) -> str:
             raise InvalidTime(f"out of range once moved to UTC: {text[:64]!r}") from None
     # A time without an offset is taken as UTC: Event Grid only ever writes UTC.
     seconds = 60 if leap else moment.second
-    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:{seconds:02d}.{nanos}Z"
+    date = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+    return f"{date}T{moment.hour:02d}:{moment.minute:02d}:{seconds:02d}.{nanos}Z"

@@ -64,13 +64,14 @@ def object_query(request: web.Request) -> Query:
     state: list[tuple[str, str]] = []
     for name in params:
         if name.startswith("state."):
-            field = name[len("state."):]
+            field = name[len("state.") :]
             if not _FIELD.fullmatch(field):
                 raise ApiError(400, f"{name}: a state filter names one top-level field (letters, digits, _)")
             state.extend((field, value) for value in params.getall(name))
         elif name not in _OBJECT_PARAMS:
-            raise ApiError(400, f"unknown parameter {name!r}: expected source, prefix, type, state.FIELD, "
-                                "limit or next")
+            raise ApiError(
+                400, f"unknown parameter {name!r}: expected source, prefix, type, state.FIELD, limit or next"
+            )
     cursor = params.get("next")
     return Query(
         source=params.get("source") or None,
@@ -86,11 +87,13 @@ async def objects(request: web.Request) -> web.Response:
     """GET /api/objects: rows sorted by (source, object); `next` fetches the following page."""
     q = object_query(request)
     # One row more than asked tells whether a next page exists, so the last page has next = null.
-    rows = await context(request).store.query(Query(q.source, q.prefix, q.event_type, q.state_equals, q.after,
-                                                    q.limit + 1))
+    rows = await context(request).store.query(
+        Query(q.source, q.prefix, q.event_type, q.state_equals, q.after, q.limit + 1)
+    )
     page, more = rows[: q.limit], len(rows) > q.limit
-    return json_response({"objects": [r.to_json() for r in page], "limit": q.limit,
-                          "next": encode_cursor(page[-1]) if more else None})
+    return json_response(
+        {"objects": [r.to_json() for r in page], "limit": q.limit, "next": encode_cursor(page[-1]) if more else None}
+    )
 
 
 async def one_object(request: web.Request) -> web.Response:
@@ -105,8 +108,12 @@ async def one_object(request: web.Request) -> web.Response:
         where = f" from source {source!r}" if source else ""
         return json_error(404, f"no object {name!r}{where}", object=name)
     if len(rows) > 1:
-        return json_error(409, f"{len(rows)} sources have an object {name!r}: add ?source=", object=name,
-                          sources=[r.source for r in rows])
+        return json_error(
+            409,
+            f"{len(rows)} sources have an object {name!r}: add ?source=",
+            object=name,
+            sources=[r.source for r in rows],
+        )
     return json_response(rows[0].to_json())
 
 
@@ -135,8 +142,9 @@ async def dead_letters(request: web.Request) -> web.Response:
     limit = limit_of(request)
     letters = await context(request).store.dead_letters(limit=limit + 1, after_id=int(raw))
     page = letters[:limit]
-    return json_response({"dead_letters": page, "limit": limit,
-                          "next": page[-1]["id"] if len(letters) > limit else None})
+    return json_response(
+        {"dead_letters": page, "limit": limit, "next": page[-1]["id"] if len(letters) > limit else None}
+    )
 
 
 async def partitions(request: web.Request) -> web.Response:

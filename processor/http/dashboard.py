@@ -13,8 +13,9 @@ _FILES = {"index.html", "app.js", "app.css", "favicon.svg"}
 
 def _file(name: str) -> web.Response:
     path = STATIC / name
-    return web.Response(body=path.read_bytes(), content_type=_TYPES[path.suffix], charset="utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return web.Response(
+        body=path.read_bytes(), content_type=_TYPES[path.suffix], charset="utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
 async def index(request: web.Request) -> web.Response:

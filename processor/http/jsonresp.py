@@ -9,8 +9,7 @@ from aiohttp import web
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    response = web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
-                            headers=headers)
+    response = web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -74,13 +74,20 @@ class PartitionView:
             hub_rows = await self._from_hub()
         except Exception as exc:  # the hub or checkpoint store is unreachable: show what we know, and why
             log.warning("partition status unavailable: %r", exc)
-            return {"source": "worker" if worker is not None else "none", "partitions": _local_only(local),
-                    "error": f"partition status unavailable: {exc!r}"[:500]}
+            return {
+                "source": "worker" if worker is not None else "none",
+                "partitions": _local_only(local),
+                "error": f"partition status unavailable: {exc!r}"[:500],
+            }
         rows = []
         for row in hub_rows:
-            merged = {"here": row["partition"] in local,
-                      "last_received_sequence_number": None, "checkpoint_age_seconds": None, "stalled": False,
-                      **row}
+            merged = {
+                "here": row["partition"] in local,
+                "last_received_sequence_number": None,
+                "checkpoint_age_seconds": None,
+                "stalled": False,
+                **row,
+            }
             extra = local.get(row["partition"])
             if extra is not None:
                 for key in ("last_received_sequence_number", "checkpoint_age_seconds", "stalled"):

@@ -35,7 +35,7 @@ async def not_ready_reason(request: web.Request) -> str | None:
     ctx = context(request)
     try:
         await asyncio.wait_for(store_answers(ctx.store), STORE_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"store: no answer within {STORE_TIMEOUT:.0f}s"
     except Exception as exc:  # any failure to answer means not ready; the detail (a path, a DSN) is logged only
         ctx.store_health.failed("readiness", exc)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -44,7 +45,7 @@ class Limits:
         return {"keepalive_timeout": self.idle_timeout, "logger": ServerLog(logging.getLogger("aiohttp.server"), {})}
 
 
-class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg,unused-ignore]
     """aiohttp's server logger, except for a request it could not parse (an over-long line, not HTTP at all):
     any client can send one, so it is one WARNING line, not an ERROR with a traceback per request."""
 
@@ -69,7 +70,7 @@ class Connection(asyncio.Protocol):
 
     __slots__ = ("inner", "gate", "transport", "timer", "tail", "cut")
 
-    def __init__(self, inner: asyncio.Protocol, gate: "Gate"):
+    def __init__(self, inner: asyncio.Protocol, gate: Gate):
         self.inner = inner
         self.gate = gate
         self.transport: asyncio.BaseTransport | None = None
@@ -79,7 +80,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.cut:  # the cap cut it between accept and start
-            transport.abort()
+            cast(asyncio.Transport, transport).abort()
             return
         self.transport = transport
         self._head_starts()
@@ -120,7 +121,7 @@ class Connection(asyncio.Protocol):
                 self.tail = seen[-2:]
                 return
             self._head_ends()
-            data = seen[end.end():]  # a pipelined request begins here
+            data = seen[end.end() :]  # a pipelined request begins here
 
     def _head_starts(self) -> None:
         self._head_ends()
@@ -141,8 +142,9 @@ class Connection(asyncio.Protocol):
 class Gate:
     """The protocol factory of the listening socket: counts connections, cuts the oldest at the cap."""
 
-    def __init__(self, handler_factory: Callable[[], asyncio.Protocol], limits: Limits,
-                 loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self, handler_factory: Callable[[], asyncio.Protocol], limits: Limits, loop: asyncio.AbstractEventLoop
+    ):
         self.handler_factory = handler_factory
         self.limits = limits
         self.loop = loop
@@ -167,8 +169,11 @@ class Gate:
         self._cut_since_warning += 1
         now = self.loop.time()
         if self._warned_at is None or now - self._warned_at >= CUT_WARNING_INTERVAL:
-            log.warning("%d open connections (the cap): cut the oldest to admit new ones (%d since the last "
-                        "warning)", self.limits.max_connections, self._cut_since_warning)
+            log.warning(
+                "%d open connections (the cap): cut the oldest to admit new ones (%d since the last warning)",
+                self.limits.max_connections,
+                self._cut_since_warning,
+            )
             self._warned_at, self._cut_since_warning = now, 0
 
 

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -70,15 +70,22 @@ async def rules(request: web.Request, handler: Handler) -> web.StreamResponse:
     is_api = request.path == "/api" or request.path.startswith("/api/")
     ctx = request.app[CONTEXT]
     if request.path not in OPEN_PATHS and not ctx.hosts.allows(request.headers.get("Host")):
-        return json_error(421, "this server does not answer for that host name: add it to "
-                               "PROCESSOR_HTTP_ALLOWED_HOSTS (http.allowed_hosts)")
+        return json_error(
+            421,
+            "this server does not answer for that host name: add it to "
+            "PROCESSOR_HTTP_ALLOWED_HOSTS (http.allowed_hosts)",
+        )
     if request.method not in READ_METHODS:
-        return json_error(405, f"{request.method} not allowed: this server only reads",
-                          headers={"Allow": ", ".join(READ_METHODS)})
+        return json_error(
+            405, f"{request.method} not allowed: this server only reads", headers={"Allow": ", ".join(READ_METHODS)}
+        )
     token = ctx.settings.api_token
     if is_api and token and not _authorized(request, token):
-        return json_error(401, "a bearer token is required (Authorization: Bearer TOKEN)",
-                          headers={"WWW-Authenticate": 'Bearer realm="processor"'})
+        return json_error(
+            401,
+            "a bearer token is required (Authorization: Bearer TOKEN)",
+            headers={"WWW-Authenticate": 'Bearer realm="processor"'},
+        )
     try:
         return await handler(request)
     except api.ApiError as exc:
@@ -148,12 +155,18 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def start_http(settings: Settings, store: ProjectionStore, worker: WorkerView | None = None, *,
-                     limits: Limits = Limits()) -> HttpHandle:
+async def start_http(
+    settings: Settings, store: ProjectionStore, worker: WorkerView | None = None, *, limits: Limits = Limits()
+) -> HttpHandle:
     """Serve on settings.http_address (port 0 picks a free port: see handle.port) until handle.close()."""
     host, port = split_address(settings.http_address)
-    runner = web.AppRunner(build_app(settings, store, worker), access_log=None, handle_signals=False,
-                           shutdown_timeout=2.0, **limits.runner_options())
+    runner = web.AppRunner(
+        build_app(settings, store, worker),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=2.0,
+        **limits.runner_options(),
+    )
     await runner.setup()
     site = LimitedSite(runner, host, port, limits)
     try:
@@ -164,8 +177,14 @@ async def start_http(settings: Settings, store: ProjectionStore, worker: WorkerV
     bound = runner.addresses[0][1] if runner.addresses else port
     handle = HttpHandle(runner, host, bound, site)
     if not settings.api_token and host not in ("127.0.0.1", "::1", "localhost"):
-        log.warning("the API serves the projection and dead-letter bodies to anyone who reaches %s: set "
-                    "PROCESSOR_API_TOKEN (probes and /metrics stay open)", handle.url)
-    log.info("HTTP on %s (dashboard /, API /api/, metrics /metrics)%s", handle.url,
-             "; /api/ needs the bearer token" if settings.api_token else "")
+        log.warning(
+            "the API serves the projection and dead-letter bodies to anyone who reaches %s: set "
+            "PROCESSOR_API_TOKEN (probes and /metrics stay open)",
+            handle.url,
+        )
+    log.info(
+        "HTTP on %s (dashboard /, API /api/, metrics /metrics)%s",
+        handle.url,
+        "; /api/ needs the bearer token" if settings.api_token else "",
+    )
     return handle

@@ -11,7 +11,8 @@ import logging
 import sqlite3
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from azure.eventhub.aio import CheckpointStore
 
@@ -35,8 +36,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 # The SDK's key -> the column it is read from, in the order the SDK's dicts list them.
-_OWNERSHIP_FIELDS = {"partition_id": "partition_id", "owner_id": "owner_id", "last_modified_time": "last_modified",
-                     "etag": "etag"}
+_OWNERSHIP_FIELDS = {
+    "partition_id": "partition_id",
+    "owner_id": "owner_id",
+    "last_modified_time": "last_modified",
+    "etag": "etag",
+}
 _CHECKPOINT_FIELDS = {"partition_id": "partition_id", "offset": '"offset"', "sequence_number": "sequence_number"}
 
 
@@ -63,12 +68,16 @@ class SqliteCheckpointStore(CheckpointStore):
         await self._thread.run(close)
         self._thread.shutdown()
 
-    async def list_ownership(self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str,
-                             **kwargs: Any) -> Iterable[dict[str, Any]]:
-        return await self._thread.run(self._read, "ownership", _OWNERSHIP_FIELDS, fully_qualified_namespace,
-                                      eventhub_name, consumer_group)
+    async def list_ownership(
+        self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str, **kwargs: Any
+    ) -> Iterable[dict[str, Any]]:
+        return await self._thread.run(
+            self._read, "ownership", _OWNERSHIP_FIELDS, fully_qualified_namespace, eventhub_name, consumer_group
+        )
 
-    async def claim_ownership(self, ownership_list: Iterable[dict[str, Any]], **kwargs: Any) -> Iterable[dict[str, Any]]:
+    async def claim_ownership(
+        self, ownership_list: Iterable[dict[str, Any]], **kwargs: Any
+    ) -> Iterable[dict[str, Any]]:
         wanted = [dict(o) for o in ownership_list]
 
         def claim() -> list[dict[str, Any]]:
@@ -100,25 +109,38 @@ class SqliteCheckpointStore(CheckpointStore):
             self._conn().execute(
                 "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
                 '"offset" = excluded."offset", sequence_number = excluded.sequence_number',
-                (checkpoint["fully_qualified_namespace"], checkpoint["eventhub_name"], checkpoint["consumer_group"],
-                 checkpoint["partition_id"], checkpoint["offset"], checkpoint["sequence_number"]),
+                (
+                    checkpoint["fully_qualified_namespace"],
+                    checkpoint["eventhub_name"],
+                    checkpoint["consumer_group"],
+                    checkpoint["partition_id"],
+                    checkpoint["offset"],
+                    checkpoint["sequence_number"],
+                ),
             )
 
         await self._thread.run(write)
 
-    async def list_checkpoints(self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str,
-                               **kwargs: Any) -> Iterable[dict[str, Any]]:
-        return await self._thread.run(self._read, "checkpoints", _CHECKPOINT_FIELDS, fully_qualified_namespace,
-                                      eventhub_name, consumer_group)
+    async def list_checkpoints(
+        self, fully_qualified_namespace: str, eventhub_name: str, consumer_group: str, **kwargs: Any
+    ) -> Iterable[dict[str, Any]]:
+        return await self._thread.run(
+            self._read, "checkpoints", _CHECKPOINT_FIELDS, fully_qualified_namespace, eventhub_name, consumer_group
+        )
 
-    def _read(self, table: str, fields: dict[str, str], namespace: str, eventhub: str,
-              consumer_group: str) -> list[dict[str, Any]]:
+    def _read(
+        self, table: str, fields: dict[str, str], namespace: str, eventhub: str, consumer_group: str
+    ) -> list[dict[str, Any]]:
         """One consumer group's rows of `table` as the SDK's dicts: the group's names, then `fields`."""
-        rows = self._conn().execute(
-            f"SELECT {', '.join(fields.values())} FROM {table} "
-            "WHERE namespace = ? AND eventhub = ? AND consumer_group = ?",
-            (namespace, eventhub, consumer_group),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {', '.join(fields.values())} FROM {table} "
+                "WHERE namespace = ? AND eventhub = ? AND consumer_group = ?",
+                (namespace, eventhub, consumer_group),
+            )
+            .fetchall()
+        )
         group = {"fully_qualified_namespace": namespace, "eventhub_name": eventhub, "consumer_group": consumer_group}
         return [{**group, **dict(zip(fields, row))} for row in rows]
 
@@ -138,18 +160,19 @@ async def open_checkpoint_store(settings: Settings) -> CheckpointStore:
         from azure.storage.blob.aio import ContainerClient
 
         if settings.checkpoint_connection_string:
-            container = ContainerClient.from_connection_string(settings.checkpoint_connection_string,
-                                                               settings.checkpoint_container)
-            store = BlobCheckpointStore.from_connection_string(settings.checkpoint_connection_string,
-                                                               settings.checkpoint_container)
+            container = ContainerClient.from_connection_string(
+                settings.checkpoint_connection_string, settings.checkpoint_container
+            )
+            store = BlobCheckpointStore.from_connection_string(
+                settings.checkpoint_connection_string, settings.checkpoint_container
+            )
         else:
             from azure.identity.aio import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
-            container = ContainerClient(settings.checkpoint_account_url, settings.checkpoint_container,
-                                        credential=credential)
-            store = BlobCheckpointStore(settings.checkpoint_account_url, settings.checkpoint_container,
-                                        credential=credential)
+            account_url = settings.checkpoint_account_url or ""  # set: checkpoint_kind() said "blob"
+            container = ContainerClient(account_url, settings.checkpoint_container, credential=credential)
+            store = BlobCheckpointStore(account_url, settings.checkpoint_container, credential=credential)
         async with container:
             try:
                 await container.create_container()

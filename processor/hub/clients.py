@@ -62,8 +62,9 @@ def _common(settings: Settings) -> dict[str, Any]:
     return {"eventhub_name": hub_name(settings)}
 
 
-def consumer_client(settings: Settings, checkpoint_store: CheckpointStore | None = None,
-                    consumer_group: str | None = None) -> EventHubConsumerClient:
+def consumer_client(
+    settings: Settings, checkpoint_store: CheckpointStore | None = None, consumer_group: str | None = None
+) -> EventHubConsumerClient:
     kwargs: dict[str, Any] = {
         **_common(settings),
         "consumer_group": consumer_group or settings.consumer_group,
@@ -76,8 +77,9 @@ def consumer_client(settings: Settings, checkpoint_store: CheckpointStore | None
         return EventHubConsumerClient.from_connection_string(settings.eventhub_connection_string, **kwargs)
     from azure.identity.aio import DefaultAzureCredential
 
-    return EventHubConsumerClient(fully_qualified_namespace=settings.eventhub_namespace,
-                                  credential=DefaultAzureCredential(), **kwargs)
+    return EventHubConsumerClient(
+        fully_qualified_namespace=namespace(settings), credential=DefaultAzureCredential(), **kwargs
+    )
 
 
 def producer_client(settings: Settings) -> EventHubProducerClient:
@@ -86,8 +88,9 @@ def producer_client(settings: Settings) -> EventHubProducerClient:
         return EventHubProducerClient.from_connection_string(settings.eventhub_connection_string, **kwargs)
     from azure.identity.aio import DefaultAzureCredential
 
-    return EventHubProducerClient(fully_qualified_namespace=settings.eventhub_namespace,
-                                  credential=DefaultAzureCredential(), **kwargs)
+    return EventHubProducerClient(
+        fully_qualified_namespace=namespace(settings), credential=DefaultAzureCredential(), **kwargs
+    )
 
 
 # --- what an Event Hubs error means to whoever runs the command --------------------------------------------
@@ -101,7 +104,7 @@ def not_found(exc: BaseException) -> bool:
 
 def _local(settings: Settings) -> bool:
     conn = settings.eventhub_connection_string
-    return bool(conn) and _conn_parts(conn).get("usedevelopmentemulator", "").lower() == "true"
+    return conn is not None and _conn_parts(conn).get("usedevelopmentemulator", "").lower() == "true"
 
 
 def _namespace_name(settings: Settings) -> str:
@@ -112,20 +115,30 @@ def _namespace_name(settings: Settings) -> str:
 def missing_hub(settings: Settings) -> str:
     """One line: the hub does not exist, what names it, how to create it."""
     hub = hub_name(settings)
-    how = (f"devhub serve --hub {hub}" if _local(settings) else
-           f"az eventhubs eventhub create --resource-group RG --namespace-name {_namespace_name(settings)} --name {hub}")
-    return (f"the event hub {hub!r} does not exist in {namespace(settings)}: check PROCESSOR_EVENTHUB_NAME (or the "
-            f"connection string's EntityPath), or create it: `{how}`")
+    how = (
+        f"devhub serve --hub {hub}"
+        if _local(settings)
+        else "az eventhubs eventhub create --resource-group RG "
+        f"--namespace-name {_namespace_name(settings)} --name {hub}"
+    )
+    return (
+        f"the event hub {hub!r} does not exist in {namespace(settings)}: check PROCESSOR_EVENTHUB_NAME (or the "
+        f"connection string's EntityPath), or create it: `{how}`"
+    )
 
 
 def missing_consumer_group(settings: Settings, group: str) -> str:
     """One line: the consumer group does not exist on the hub, and how to create it."""
     hub = hub_name(settings)
-    how = (f"az eventhubs eventhub consumer-group create --resource-group RG --namespace-name "
-           f"{_namespace_name(settings)} --eventhub-name {hub} --name {group}")
+    how = (
+        f"az eventhubs eventhub consumer-group create --resource-group RG --namespace-name "
+        f"{_namespace_name(settings)} --eventhub-name {hub} --name {group}"
+    )
     local = f" (the local hub: `devhub serve --consumer-group {group}`)" if _local(settings) else ""
-    return (f"the consumer group {group!r} does not exist on event hub {hub!r} in {namespace(settings)}: "
-            f"create it with `{how}`{local}")
+    return (
+        f"the consumer group {group!r} does not exist on event hub {hub!r} in {namespace(settings)}: "
+        f"create it with `{how}`{local}"
+    )
 
 
 def unreachable(settings: Settings, exc: BaseException) -> str:

@@ -23,8 +23,7 @@ from azure.eventhub.aio import PartitionContext
 from azure.eventhub.amqp import AmqpMessageBodyType
 
 from processor.config import Settings
-from processor.hub.wire import (ENV, STOP, Batch, Closed, Delivery, Error, Frame, Opened, encode_frame,
-                                settings_from_env)
+from processor.hub.wire import ENV, STOP, Batch, Closed, Delivery, Error, Frame, Opened, encode_frame, settings_from_env
 
 log = logging.getLogger("processor.feeder")
 
@@ -87,10 +86,16 @@ async def feed(settings: Settings, group: str) -> int:
             offset = ann[b"x-opt-offset"]
             stamp = ann.get(b"x-opt-enqueued-time")
             body, section = message_body(e)
-            deliveries.append(Delivery(ann[b"x-opt-sequence-number"],
-                                       offset.decode() if isinstance(offset, bytes) else offset, body,
-                                       delivery_kind(raw.application_properties),
-                                       stamp / 1000 if stamp is not None else None, section))
+            deliveries.append(
+                Delivery(
+                    ann[b"x-opt-sequence-number"],
+                    offset.decode() if isinstance(offset, bytes) else offset,
+                    body,
+                    delivery_kind(raw.application_properties),
+                    stamp / 1000 if stamp is not None else None,
+                    section,
+                )
+            )
         await send(Batch(context.partition_id, props.get("sequence_number"), deliveries))
 
     async def on_open(context: PartitionContext) -> None:
@@ -108,10 +113,18 @@ async def feed(settings: Settings, group: str) -> int:
             missing = "consumer group" if context is not None else "hub"
         await send(Error(f"{where}: {error!r}", missing, context.partition_id if context is not None else None))
 
-    receiving = asyncio.create_task(client.receive_batch(
-        on_batch, max_batch_size=settings.prefetch, prefetch=settings.prefetch,
-        starting_position=starting_position(settings), track_last_enqueued_event_properties=True,
-        on_partition_initialize=on_open, on_partition_close=on_close, on_error=on_error))
+    receiving = asyncio.create_task(
+        client.receive_batch(
+            on_batch,
+            max_batch_size=settings.prefetch,
+            prefetch=settings.prefetch,
+            starting_position=starting_position(settings),
+            track_last_enqueued_event_properties=True,
+            on_partition_initialize=on_open,
+            on_partition_close=on_close,
+            on_error=on_error,
+        )
+    )
 
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -133,8 +146,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings, group = settings_from_env(os.environ[ENV])
     # The level the worker resolved (file or variable), not the variable alone.
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("azure").setLevel(logging.WARNING)
     # The SDK warns of each error on every retry (every load-balancing round, per partition); each also goes to
     # on_error, and the worker reports a run of them once, or, for a missing hub, at a steady pace.

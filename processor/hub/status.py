@@ -65,8 +65,12 @@ def lag_note(last_enqueued: int, begin: int, empty: bool, checkpoint_seq: int | 
     return None
 
 
-async def partition_status(settings: Settings, checkpoints: CheckpointStore, consumer_group: str | None = None,
-                           client: EventHubConsumerClient | None = None) -> list[dict[str, Any]]:
+async def partition_status(
+    settings: Settings,
+    checkpoints: CheckpointStore,
+    consumer_group: str | None = None,
+    client: EventHubConsumerClient | None = None,
+) -> list[dict[str, Any]]:
     """Every partition's row; `client`, when given, is an open consumer client to reuse (else one is opened)."""
     group = consumer_group or settings.consumer_group
     ids = (namespace(settings), hub_name(settings), group)
@@ -83,19 +87,24 @@ async def partition_status(settings: Settings, checkpoints: CheckpointStore, con
     rows = []
     for pid in sorted(props, key=lambda p: (len(p), p)):
         p, owner, mark = props[pid], owners.get(pid), marks.get(pid)
-        live = owner is not None and owner.get("owner_id") and \
-            (owner.get("last_modified_time") or 0) + settings.ownership_expiration > now
+        live = (
+            owner is not None
+            and owner.get("owner_id")
+            and (owner.get("last_modified_time") or 0) + settings.ownership_expiration > now
+        )
         seq = mark.get("sequence_number") if mark else None
         last, begin = p["last_enqueued_sequence_number"], p["beginning_sequence_number"]
-        rows.append({
-            "partition": pid,
-            "owner": owner["owner_id"] if live else None,
-            "checkpoint_sequence_number": seq,
-            "checkpoint_offset": mark.get("offset") if mark else None,
-            "last_enqueued_sequence_number": last,
-            "lag": keda_lag(last, begin, seq),
-            "note": lag_note(last, begin, p["is_empty"], seq),
-        })
+        rows.append(
+            {
+                "partition": pid,
+                "owner": owner["owner_id"] if live and owner is not None else None,
+                "checkpoint_sequence_number": seq,
+                "checkpoint_offset": mark.get("offset") if mark else None,
+                "last_enqueued_sequence_number": last,
+                "lag": keda_lag(last, begin, seq),
+                "note": lag_note(last, begin, p["is_empty"], seq),
+            }
+        )
     return rows
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
 ML = "Microsoft.MachineLearningServices"
 SUBSCRIPTION = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/ml-prod"
-START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +71,22 @@ def lifecycle(n_events: int, seed: int = 7, workspaces: int = 2, accounts: int =
         if roll < 0.45:
             if not runs or (len(runs) < 400 and rng.random() < 0.3):
                 exp = f"exp-{rng.randrange(40)}"
-                runs.append([ws, exp, f"run-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}", 0,
-                             "Completed" if rng.random() < 0.8 else "Failed"])
+                runs.append(
+                    [
+                        ws,
+                        exp,
+                        f"run-{uuid.UUID(int=rng.getrandbits(128)).hex[:12]}",
+                        0,
+                        "Completed" if rng.random() < 0.8 else "Failed",
+                    ]
+                )
             i = rng.randrange(len(runs))
             source, exp, run_id, step, outcome = runs[i]
             data = {
-                "experimentId": f"{exp}-id", "experimentName": exp, "runId": run_id, "runType": "azureml.scriptrun",
+                "experimentId": f"{exp}-id",
+                "experimentName": exp,
+                "runId": run_id,
+                "runType": "azureml.scriptrun",
                 "runTags": {"team": rng.choice(["vision", "nlp", "ranking"]), "step": str(step)},
                 "runProperties": {"azureml.git.commit": f"{rng.getrandbits(40):010x}"},
             }
@@ -94,29 +104,53 @@ def lifecycle(n_events: int, seed: int = 7, workspaces: int = 2, accounts: int =
             name = f"model-{rng.randrange(60)}"
             version = models.get((ws, name), 0) + 1
             models[(ws, name)] = version
-            yield event(ws, f"{ML}.ModelRegistered", f"models/{name}:{version}", {
-                "ModelName": name, "ModelVersion": version if rng.random() < 0.5 else str(version),
-                "ModelTags": {"stage": rng.choice(["dev", "staging", "prod"])},
-                "ModelProperties": {"accuracy": f"{rng.random():.3f}"},
-            })
+            yield event(
+                ws,
+                f"{ML}.ModelRegistered",
+                f"models/{name}:{version}",
+                {
+                    "ModelName": name,
+                    "ModelVersion": version if rng.random() < 0.5 else str(version),
+                    "ModelTags": {"stage": rng.choice(["dev", "staging", "prod"])},
+                    "ModelProperties": {"accuracy": f"{rng.random():.3f}"},
+                },
+            )
         elif roll < 0.62:
             service = f"svc-{rng.randrange(25)}"
-            yield event(ws, f"{ML}.ModelDeployed", f"endpoints/{service}", {
-                "ServiceName": service, "ServiceComputeType": rng.choice(["AKS", "ACI", "Managed"]),
-                "ModelIds": ",".join(f"model-{rng.randrange(60)}:{rng.randrange(1, 9)}" for _ in range(rng.randrange(1, 3))),
-                "ServiceTags": {}, "ServiceProperties": {"replicas": str(rng.randrange(1, 5))},
-            })
+            yield event(
+                ws,
+                f"{ML}.ModelDeployed",
+                f"endpoints/{service}",
+                {
+                    "ServiceName": service,
+                    "ServiceComputeType": rng.choice(["AKS", "ACI", "Managed"]),
+                    "ModelIds": ",".join(
+                        f"model-{rng.randrange(60)}:{rng.randrange(1, 9)}" for _ in range(rng.randrange(1, 3))
+                    ),
+                    "ServiceTags": {},
+                    "ServiceProperties": {"replicas": str(rng.randrange(1, 5))},
+                },
+            )
         elif roll < 0.67:
             drift = f"drift-{rng.randrange(15)}"
             run_id = f"run-{rng.getrandbits(32):08x}"
             subject = f"datadrift/{drift}/run/{run_id}" if rng.random() < 0.5 else f"datadrifts/{drift}/runs/{run_id}"
             start = clock - timedelta(days=1)
-            yield event(ws, f"{ML}.DatasetDriftDetected", subject, {
-                "DataDriftId": drift, "DataDriftName": f"{drift}-monitor", "RunId": run_id,
-                "BaseDatasetId": "base-ds", "TargetDatasetId": "target-ds",
-                "DriftCoefficient": round(rng.random(), 4),
-                "StartTime": start.isoformat().replace("+00:00", "Z"), "EndTime": clock.isoformat().replace("+00:00", "Z"),
-            })
+            yield event(
+                ws,
+                f"{ML}.DatasetDriftDetected",
+                subject,
+                {
+                    "DataDriftId": drift,
+                    "DataDriftName": f"{drift}-monitor",
+                    "RunId": run_id,
+                    "BaseDatasetId": "base-ds",
+                    "TargetDatasetId": "target-ds",
+                    "DriftCoefficient": round(rng.random(), 4),
+                    "StartTime": start.isoformat().replace("+00:00", "Z"),
+                    "EndTime": clock.isoformat().replace("+00:00", "Z"),
+                },
+            )
         else:
             account = rng.randrange(accounts)
             source = storage_id(account)
@@ -124,7 +158,10 @@ def lifecycle(n_events: int, seed: int = 7, workspaces: int = 2, accounts: int =
                 acct, path = rng.choice(blobs)
                 source = storage_id(acct)
             else:
-                acct, path = account, f"datasets/{rng.choice(['train', 'eval', 'raw'])}/part-{rng.randrange(5000):05d}.parquet"
+                acct, path = (
+                    account,
+                    f"datasets/{rng.choice(['train', 'eval', 'raw'])}/part-{rng.randrange(5000):05d}.parquet",
+                )
                 blobs.append((acct, path))
                 if len(blobs) > 3000:
                     blobs.pop(0)
@@ -162,8 +199,14 @@ def to_cloudevent(ev: dict) -> dict:
     }
 
 
-def deliver(events: Iterable[dict], seed: int = 11, duplicate_rate: float = 0.05, late_rate: float = 0.1,
-            max_delay: int = 200, cloudevents_sources: frozenset[str] | None = None) -> Iterator[Message]:
+def deliver(
+    events: Iterable[dict],
+    seed: int = 11,
+    duplicate_rate: float = 0.05,
+    late_rate: float = 0.1,
+    max_delay: int = 200,
+    cloudevents_sources: frozenset[str] | None = None,
+) -> Iterator[Message]:
     """Delivery as Event Grid does it: at least once, in no particular order.
 
     A late event is held back by up to `max_delay` positions; a duplicate is sent again a little later.

@@ -14,12 +14,12 @@ May import `processor.core` only.
 from __future__ import annotations
 
 import abc
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Collection
+from datetime import UTC, datetime
+from typing import Any
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
-
 
 EXPORT_PAGE = 5000  # rows per query while exporting
 
@@ -83,8 +83,9 @@ class ProjectionStore(abc.ABC):
             after = page[-1].key
 
     @abc.abstractmethod
-    async def dead_letters(self, limit: int = 100, after_id: int | None = None,
-                           newest_first: bool = False) -> list[dict[str, Any]]:
+    async def dead_letters(
+        self, limit: int = 100, after_id: int | None = None, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
         """Oldest first after `after_id` (to page through them all), or the newest `limit` (newest first)."""
 
     @abc.abstractmethod
@@ -95,7 +96,7 @@ class ProjectionStore(abc.ABC):
     async def ping(self) -> None:
         """Raise StoreError when the store cannot answer."""
 
-    async def __aenter__(self) -> "ProjectionStore":
+    async def __aenter__(self) -> ProjectionStore:
         await self.open()
         return self
 
@@ -105,7 +106,7 @@ class ProjectionStore(abc.ABC):
 
 def utc_now() -> str:
     """Wall-clock time as the stores write it (updated_at, received_at)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def state_field(field: str) -> str:
@@ -115,8 +116,9 @@ def state_field(field: str) -> str:
     return field
 
 
-def dead_letter_dict(row_id: int, received_at: str, origin: str, reason: str, event_id: str | None,
-                     body: bytes, body_size: int) -> dict[str, Any]:
+def dead_letter_dict(
+    row_id: int, received_at: str, origin: str, reason: str, event_id: str | None, body: bytes, body_size: int
+) -> dict[str, Any]:
     """One dead letter as `dead_letters` returns it: id (int), received_at (str, `utc_now`'s form), origin,
     reason (str), event_id (str | None), body (str: the stored bytes as UTF-8, undecodable ones escaped),
     body_size (int: of the whole body), truncated (bool: only the first bytes of the body were kept)."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Awaitable, Callable, Collection, TypeVar
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
@@ -125,8 +126,10 @@ SELECT {", ".join("p." + c for c in _COLUMNS.split(", "))}
 FROM unnest($1::text[], $2::text[]) AS k(source, object)
 JOIN projection p ON p.source = k.source AND p.object = k.object
 """
-_DEAD_LETTERS = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
-                 "WHERE id > $1 ORDER BY id LIMIT $2")
+_DEAD_LETTERS = (
+    "SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
+    "WHERE id > $1 ORDER BY id LIMIT $2"
+)
 _DEAD_LETTERS_NEWEST = _DEAD_LETTERS.replace("ORDER BY id", "ORDER BY id DESC")
 _RECENT = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT $1"
 _COUNTS = "SELECT (SELECT count(*) FROM projection), (SELECT count(*) FROM dead_letters)"
@@ -158,8 +161,14 @@ def _redact(url: str) -> str:
 
 
 class PostgresStore(ProjectionStore):
-    def __init__(self, url: str, min_size: int = 1, max_size: int = 4, connect_timeout: float = 10.0,
-                 command_timeout: float | None = 120.0):
+    def __init__(
+        self,
+        url: str,
+        min_size: int = 1,
+        max_size: int = 4,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = 120.0,
+    ):
         if not is_postgres_url(url):
             raise ValueError(f"bad PostgreSQL URL {_redact(url)!r}: expected postgresql://user@host:port/database")
         self.url = url
@@ -197,7 +206,10 @@ class PostgresStore(ProjectionStore):
             return
         try:
             pool = await asyncpg.create_pool(
-                self.url, min_size=self._min_size, max_size=self._max_size, timeout=self._connect_timeout,
+                self.url,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=self._connect_timeout,
                 command_timeout=self._command_timeout,
             )
         except _STORE_ERRORS as exc:
@@ -219,7 +231,7 @@ class PostgresStore(ProjectionStore):
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=self._connect_timeout)
-            except (asyncio.TimeoutError, *_STORE_ERRORS):
+            except (TimeoutError, *_STORE_ERRORS):
                 pool.terminate()
 
     # -- the interface ------------------------------------------------------------------------------------
@@ -245,18 +257,29 @@ class PostgresStore(ProjectionStore):
         renamed: dict[ObjectKey, ObjectKey] = {}  # stored key -> the caller's, for keys holding NUL
         for w in writes:
             r = w.row
-            values = (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag)
+            values: tuple[str | None, ...] = (r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag)
             if any(v is not None and "\x00" in v for v in values):
                 values = tuple(map(_text, values))
-                renamed[(values[0], values[1])] = r.key
-            for col, value in zip(cols, (*values, _json(r.state), r.updated_at,
-                                         _json(r.provenance) if r.provenance else None, r.revision, w.expected)):
+                renamed[(_text(r.source) or "", _text(r.object) or "")] = r.key
+            for col, value in zip(
+                cols,
+                (
+                    *values,
+                    _json(r.state),
+                    r.updated_at,
+                    _json(r.provenance) if r.provenance else None,
+                    r.revision,
+                    w.expected,
+                ),
+            ):
                 col.append(value)
         dl_cols: list[list[Any]] = [[] for _ in range(6)]
         for d in dead_letters:
-            for col, value in zip(dl_cols, (d.fingerprint, _text(d.origin), _text(d.reason), _text(d.event_id),
-                                            bytes(d.body), d.body_size)):
-                col.append(value)
+            for col, dl_value in zip(
+                dl_cols,
+                (d.fingerprint, _text(d.origin), _text(d.reason), _text(d.event_id), bytes(d.body), d.body_size),
+            ):
+                col.append(dl_value)
         args = (*cols, utc_now(), *dl_cols)
 
         async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -303,8 +326,9 @@ class PostgresStore(ProjectionStore):
         records = await self._run("recent", lambda c: c.fetch(_RECENT, limit))
         return [_row(r) for r in records]
 
-    async def dead_letters(self, limit: int = 100, after_id: int | None = None,
-                           newest_first: bool = False) -> list[dict[str, Any]]:
+    async def dead_letters(
+        self, limit: int = 100, after_id: int | None = None, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
         sql = _DEAD_LETTERS_NEWEST if newest_first else _DEAD_LETTERS
         records = await self._run("dead letters", lambda c: c.fetch(sql, after_id or 0, limit))
         return [dead_letter_dict(*r) for r in records]
@@ -323,8 +347,9 @@ async def _migrate(conn: asyncpg.Connection) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_SCHEMA_LOCK)
         await conn.execute(_SCHEMA)
-        await conn.execute("INSERT INTO meta VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING",
-                           str(SCHEMA_VERSION))
+        await conn.execute(
+            "INSERT INTO meta VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING", str(SCHEMA_VERSION)
+        )
         version = await conn.fetchval("SELECT value FROM meta WHERE key = 'schema_version'")
         if int(version) > SCHEMA_VERSION:
             raise StoreError(f"schema version {version} is newer than this processor understands ({SCHEMA_VERSION})")
@@ -332,8 +357,10 @@ async def _migrate(conn: asyncpg.Connection) -> None:
         if int(version) < 2:
             # Merge reducers: which event set each value, and a revision for the compare-and-set. A row from
             # before is one event's worth of state (no provenance) at revision 0.
-            await conn.execute("ALTER TABLE projection ADD COLUMN IF NOT EXISTS provenance JSONB, "
-                               "ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 0")
+            await conn.execute(
+                "ALTER TABLE projection ADD COLUMN IF NOT EXISTS provenance JSONB, "
+                "ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 0"
+            )
             await conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
 

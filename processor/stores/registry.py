@@ -6,7 +6,8 @@ process on SQLite never loads asyncpg. May import `processor.stores` modules onl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from processor.stores.base import ProjectionStore

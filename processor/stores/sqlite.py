@@ -7,7 +7,8 @@ thread of its own (`processor.stores.sqlite_thread`). URL forms: `processor.stor
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, Collection, TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 import orjson
 
@@ -49,8 +50,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 _COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at, provenance, revision"
-_INSERT = (f"INSERT INTO projection ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-           "ON CONFLICT (source, object) DO NOTHING")
+_INSERT = (
+    f"INSERT INTO projection ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, object) DO NOTHING"
+)
 # The compare-and-set: only over the very row the fold started from (its revision), and never backwards.
 _UPDATE = (
     "UPDATE projection SET event_type = ?, event_id = ?, sequencer = ?, etag = ?, state = ?, updated_at = ?, "
@@ -144,11 +146,39 @@ class SqliteStore(ProjectionStore):
             state = orjson.dumps(r.state).decode()
             provenance = orjson.dumps(r.provenance).decode() if r.provenance else None
             if w.expected is None:
-                inserts.append((r.source, r.object, r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at,
-                                provenance, r.revision))
+                inserts.append(
+                    (
+                        r.source,
+                        r.object,
+                        r.event_type,
+                        r.event_id,
+                        r.sequencer,
+                        r.etag,
+                        state,
+                        r.updated_at,
+                        provenance,
+                        r.revision,
+                    )
+                )
             else:
-                updates.append((r.event_type, r.event_id, r.sequencer, r.etag, state, r.updated_at, provenance,
-                                r.revision, r.source, r.object, w.expected, r.sequencer, r.sequencer, r.event_id))
+                updates.append(
+                    (
+                        r.event_type,
+                        r.event_id,
+                        r.sequencer,
+                        r.etag,
+                        state,
+                        r.updated_at,
+                        provenance,
+                        r.revision,
+                        r.source,
+                        r.object,
+                        w.expected,
+                        r.sequencer,
+                        r.sequencer,
+                        r.event_id,
+                    )
+                )
         with immediate_transaction(db):
             before = db.total_changes
             if inserts:
@@ -174,7 +204,8 @@ class SqliteStore(ProjectionStore):
         return await self._run(self._query, q)
 
     def _query(self, q: Query) -> list[Row]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if q.source is not None:
             where.append("source = ?")
             params.append(q.source.lower())
@@ -205,10 +236,13 @@ class SqliteStore(ProjectionStore):
         sql = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT ?"
         return await self._run(lambda: [_row(r) for r in self._conn().execute(sql, (limit,))])
 
-    async def dead_letters(self, limit: int = 100, after_id: int | None = None,
-                           newest_first: bool = False) -> list[dict[str, Any]]:
-        sql = ("SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
-               f"WHERE id > ? ORDER BY id {'DESC' if newest_first else ''} LIMIT ?")
+    async def dead_letters(
+        self, limit: int = 100, after_id: int | None = None, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT id, received_at, origin, reason, event_id, body, body_size FROM dead_letters "
+            f"WHERE id > ? ORDER BY id {'DESC' if newest_first else ''} LIMIT ?"
+        )
         rows = await self._run(lambda: self._conn().execute(sql, (after_id or 0, limit)).fetchall())
         return [dead_letter_dict(*r) for r in rows]
 
@@ -232,8 +266,12 @@ def _row(r: tuple) -> Row:
 
 def _holds(stored: Row | None, row: Row) -> bool:
     """Whether the stored row already says what `row` would (another writer wrote the same): no conflict."""
-    return stored is not None and stored.order == row.order and stored.state == row.state and \
-        stored.provenance == row.provenance
+    return (
+        stored is not None
+        and stored.order == row.order
+        and stored.state == row.state
+        and stored.provenance == row.provenance
+    )
 
 
 def _migrate_to_2(db: sqlite3.Connection) -> None:

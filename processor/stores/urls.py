@@ -22,7 +22,7 @@ def sqlite_path(url: str) -> str:
     """The file path of a SQLite URL, or ValueError naming the forms expected."""
     if not is_sqlite_url(url):
         raise ValueError(f"bad SQLite URL {url!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
-    return url[len(SQLITE_URL_PREFIX):]
+    return url[len(SQLITE_URL_PREFIX) :]
 
 
 def is_postgres_url(url: str) -> bool:

@@ -12,7 +12,7 @@ Imports the settings and the worker's `PartitionState`; the checkpoint store is 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from azure.eventhub.aio import CheckpointStore
 
@@ -25,8 +25,14 @@ CHECKPOINT_WRITE_TIMEOUT = 10.0
 
 
 class Checkpointer:
-    def __init__(self, store: CheckpointStore | None, ids: Mapping[str, str],
-                 partitions: Mapping[str, PartitionState], settings: Settings, clock: Callable[[], float]):
+    def __init__(
+        self,
+        store: CheckpointStore | None,
+        ids: Mapping[str, str],
+        partitions: Mapping[str, PartitionState],
+        settings: Settings,
+        clock: Callable[[], float],
+    ):
         """`ids`: the fully qualified namespace, hub and consumer group, as the checkpoint store keys them;
         `partitions`: the owned partitions, live (the worker's own mapping)."""
         self.store = store
@@ -47,7 +53,7 @@ class Checkpointer:
         while True:
             try:
                 await asyncio.wait_for(self._wanted.wait(), self.every_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wanted.clear()
             await self.write_due()
@@ -69,9 +75,12 @@ class Checkpointer:
             if not due:
                 continue
             try:
-                await asyncio.wait_for(self.store.update_checkpoint(
-                    {**self.ids, "partition_id": partition_id, "offset": safe[1], "sequence_number": safe[0]}
-                ), CHECKPOINT_WRITE_TIMEOUT)
+                await asyncio.wait_for(
+                    self.store.update_checkpoint(
+                        {**self.ids, "partition_id": partition_id, "offset": safe[1], "sequence_number": safe[0]}
+                    ),
+                    CHECKPOINT_WRITE_TIMEOUT,
+                )
             except Exception as exc:  # the SDK's stores raise their transport's errors; retried next round
                 self.streak.failed(exc)
                 continue

@@ -23,8 +23,9 @@ from processor.worker.worker import Worker
 
 
 class Feed:
-    def __init__(self, process: asyncio.subprocess.Process, worker: Worker, missing: MissingWatch,
-                 receive_errors: Streak):
+    def __init__(
+        self, process: asyncio.subprocess.Process, worker: Worker, missing: MissingWatch, receive_errors: Streak
+    ):
         """`missing` hears of what the service says does not exist, `receive_errors` of every other error."""
         self.process = process
         self.worker = worker
@@ -33,11 +34,16 @@ class Feed:
         self.stopping = False  # set when the worker shuts down: from then on the feeder's exit is expected
 
     @classmethod
-    async def start(cls, settings: Settings, consumer_group: str, worker: Worker, missing: MissingWatch,
-                    receive_errors: Streak) -> Feed:
+    async def start(
+        cls, settings: Settings, consumer_group: str, worker: Worker, missing: MissingWatch, receive_errors: Streak
+    ) -> Feed:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "processor.hub.feeder", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, env={**os.environ, ENV: settings_to_env(settings, consumer_group)},
+            sys.executable,
+            "-m",
+            "processor.hub.feeder",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, ENV: settings_to_env(settings, consumer_group)},
             start_new_session=True,  # a Ctrl-C reaches the worker; the worker tells the feeder when to stop
         )
         return cls(process, worker, missing, receive_errors)

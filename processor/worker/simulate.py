@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubProducerClient
@@ -14,14 +15,23 @@ from processor.sim.traffic import Message
 
 def event_data(message: Message) -> EventData:
     data = EventData(message.body)
-    data.properties = dict(message.properties)
+    properties: dict[str | bytes, Any] = {}
+    properties.update(message.properties)
+    data.properties = properties
     data.content_type = "application/json"
     return data
 
 
-async def publish(producer: EventHubProducerClient, messages: Iterable[Message], *, rate: float | None = None,
-                  by_subject: bool = False, batch_size: int = 100, stop: asyncio.Event | None = None,
-                  on_sent: Callable[[int], None] | None = None) -> int:
+async def publish(
+    producer: EventHubProducerClient,
+    messages: Iterable[Message],
+    *,
+    rate: float | None = None,
+    by_subject: bool = False,
+    batch_size: int = 100,
+    stop: asyncio.Event | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> int:
     """Send `messages` in batches; `rate` in messages per second (None = as fast as possible).
 
     With `by_subject`, each message goes with partition key = its subject, as an Event Grid subscription with

@@ -49,9 +49,14 @@ class StallWatch:
                 idle = time.monotonic() - (state.last_received_at or state.opened_at)
                 if props["last_enqueued_sequence_number"] > received and idle > self.interval:
                     if not state.stalled:
-                        log.warning("partition %s is stalled: the hub has sequence number %d, the last received "
-                                    "is %d, nothing received for %.0fs", partition_id,
-                                    props["last_enqueued_sequence_number"], received, idle)
+                        log.warning(
+                            "partition %s is stalled: the hub has sequence number %d, the last received "
+                            "is %d, nothing received for %.0fs",
+                            partition_id,
+                            props["last_enqueued_sequence_number"],
+                            received,
+                            idle,
+                        )
                     state.stalled = True
                 elif received >= 0:
                     self.receive_errors.succeeded()
@@ -67,8 +72,9 @@ class MissingWatch:
         self.consumer_group = consumer_group
         # An attach the service refuses takes the SDK a few seconds of its own retries: a partition open for
         # longer than this without a not-found has found its consumer group.
-        self.missing = Missing(settings.not_found_timeout, quiet=max(30.0, 3 * settings.load_balancing_interval),
-                               report_every=report_every)
+        self.missing = Missing(
+            settings.not_found_timeout, quiet=max(30.0, 3 * settings.load_balancing_interval), report_every=report_every
+        )
         self._seen = asyncio.Event()
 
     def not_found(self, what: Literal["hub", "consumer group"], partition: str | None) -> None:
@@ -98,14 +104,18 @@ class MissingWatch:
             await self._seen.wait()
             now = time.monotonic()
             if missing.settled(now):
-                log.warning("a partition has stayed open for %.0fs: what was missing exists now; ready again",
-                            missing.quiet)
+                log.warning(
+                    "a partition has stayed open for %.0fs: what was missing exists now; ready again", missing.quiet
+                )
                 self.worker.consumer_alive = True
             if not missing.active:
                 self._seen.clear()
                 continue
             missing.check(now)
             if missing.report_due(now):
-                log.error("%s; not ready, retrying; exits in %.0fs (PROCESSOR_NOT_FOUND_TIMEOUT) unless it appears",
-                          missing.line, missing.remaining(now))
+                log.error(
+                    "%s; not ready, retrying; exits in %.0fs (PROCESSOR_NOT_FOUND_TIMEOUT) unless it appears",
+                    missing.line,
+                    missing.remaining(now),
+                )
             await asyncio.sleep(min(1.0, max(0.01, missing.remaining(now)), missing.report_every))

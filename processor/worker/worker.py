@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from azure.eventhub.aio import CheckpointStore
 
@@ -28,7 +28,7 @@ from processor.config import Settings
 from processor.core.intake import Intake
 from processor.core.model import DeadLetter, Origin, Tally
 from processor.core.progress import PartitionProgress
-from processor.core.reorder import ReorderBuffer, Released
+from processor.core.reorder import Released, ReorderBuffer
 from processor.hub.wire import Delivery
 from processor.projector import Projector
 from processor.stores.base import ProjectionStore, StoreError
@@ -57,9 +57,17 @@ class _HeldDeadLetters:
 
 
 class Worker:
-    def __init__(self, settings: Settings, store: ProjectionStore, checkpoint_store: CheckpointStore | None,
-                 namespace: str, hub: str, consumer_group: str, intake: Intake | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        settings: Settings,
+        store: ProjectionStore,
+        checkpoint_store: CheckpointStore | None,
+        namespace: str,
+        hub: str,
+        consumer_group: str,
+        intake: Intake | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.settings = settings
         self.store = store
         self.checkpoint_store = checkpoint_store
@@ -118,11 +126,16 @@ class Worker:
         self._dead = [held for held in self._dead if not of_this_ownership(held.origin)]
         if dropped or lost:
             # The next owner starts from our last checkpoint, so it receives these again.
-            log.info("partition %s %s; %d buffered events dropped for its next owner to replay",
-                     partition_id, "lost" if lost else "closed", len(dropped))
+            log.info(
+                "partition %s %s; %d buffered events dropped for its next owner to replay",
+                partition_id,
+                "lost" if lost else "closed",
+                len(dropped),
+            )
 
-    async def receive(self, partition_id: str, deliveries: Iterable[Delivery], last_enqueued: int | None = None
-                      ) -> None:
+    async def receive(
+        self, partition_id: str, deliveries: Iterable[Delivery], last_enqueued: int | None = None
+    ) -> None:
         """Take one batch of a partition, as the feeder forwards it; `last_enqueued`: the hub's last sequence
         number of the partition, when it said."""
         if not self._accepting:
@@ -146,8 +159,9 @@ class Worker:
         for d in deliveries:
             seq = d.sequence_number
             origin = Origin(hub, partition_id, gen, seq, d.enqueued)
-            admitted, dead = intake.admit(d.body, tally, origin=origin, label=origin.label, delivery_kind=d.kind,
-                                          body_section=d.section)
+            admitted, dead = intake.admit(
+                d.body, tally, origin=origin, label=origin.label, delivery_kind=d.kind, body_section=d.section
+            )
             progress.received(seq, d.offset, len(admitted) + (1 if dead else 0))
             for ev in admitted:
                 if not buffer.add(ev, now):
@@ -178,7 +192,7 @@ class Worker:
                     timeout = min(timeout, max(0.0, deadline - now, last_flush + gap - now))
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self._wake.clear()
                 last_flush = self.clock()
@@ -248,21 +262,30 @@ class Worker:
         self._give_up_at = started + timeout
         try:
             await asyncio.wait_for(self.flush(drain=True), timeout)
-        except (asyncio.TimeoutError, StoreError) as exc:
-            log.error("shutdown could not commit what it held within %.0fs (%s); it is not checkpointed and "
-                      "will be received again", timeout, str(exc) or type(exc).__name__)
+        except (TimeoutError, StoreError) as exc:
+            log.error(
+                "shutdown could not commit what it held within %.0fs (%s); it is not checkpointed and "
+                "will be received again",
+                timeout,
+                str(exc) or type(exc).__name__,
+            )
             return False
         try:
-            await asyncio.wait_for(self.checkpointer.write_due(force=True),
-                                   max(0.1, timeout - (self.clock() - started)))
-        except asyncio.TimeoutError:
-            log.error("shutdown could not write the last checkpoints within %.0fs; the next owner replays from "
-                      "the previous ones (duplicates, no loss)", timeout)
+            await asyncio.wait_for(
+                self.checkpointer.write_due(force=True), max(0.1, timeout - (self.clock() - started))
+            )
+        except TimeoutError:
+            log.error(
+                "shutdown could not write the last checkpoints within %.0fs; the next owner replays from "
+                "the previous ones (duplicates, no loss)",
+                timeout,
+            )
             return False
         in_flight = sum(state.progress.in_flight for state in self.partitions.values())
         if in_flight:
-            log.error("shutdown left %d messages unfinished; they are not checkpointed and will be received again",
-                      in_flight)
+            log.error(
+                "shutdown left %d messages unfinished; they are not checkpointed and will be received again", in_flight
+            )
         return self.checkpoint_streak.failures == 0 and in_flight == 0
 
     # --- what the HTTP layer and `status` read ----------------------------------------------------------

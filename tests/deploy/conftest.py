@@ -27,7 +27,6 @@ from deploykit import (  # noqa: E402
 )
 
 
-
 @pytest.fixture(scope="session")
 def compose_raw() -> dict[str, Any]:
     assert COMPOSE_FILE.is_file(), f"{COMPOSE_FILE} is missing"

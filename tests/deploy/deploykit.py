@@ -72,9 +72,7 @@ def load_yaml(path: Path) -> Any:
 # Compose substitutes $VAR / ${VAR} / ${VAR:-default} in string values and uses
 # "$$" for a literal "$".  We resolve with an empty environment, so every value
 # checked is what `docker compose up` would see without a .env file.
-_INTERPOLATION = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
-)
+_INTERPOLATION = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 
 
 class BareVariableError(ValueError):
@@ -95,9 +93,7 @@ def compose_interpolate(value: Any, env: dict[str, str] | None = None) -> Any:
             return "$"
         if match.group("named") is not None:
             # $Default would silently become "" - always a bug in this stack.
-            raise BareVariableError(
-                f"unescaped ${match.group('named')} in {value!r} (write $$ for a literal $)"
-            )
+            raise BareVariableError(f"unescaped ${match.group('named')} in {value!r} (write $$ for a literal $)")
         expr = match.group("braced")
         for sep in (":-", "-", ":?", "?"):
             if sep in expr:
@@ -139,8 +135,6 @@ def parse_connection_string(value: str) -> dict[str, str]:
         assert sep, f"malformed connection string segment {chunk!r}"
         parts[key.strip().lower()] = val
     return parts
-
-
 
 
 def find_one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from deploykit import (
     COMPOSE_FILE,
     CONTRACT_CONSUMER_GROUP,
@@ -161,9 +160,7 @@ def test_worker_environment_points_at_the_stack(compose, hub_entity):
         assert "azurite" in services[blob_host]["image"], f"{name}: checkpoints must live on Azurite"
         assert env["PROCESSOR_CHECKPOINT_CONTAINER"]
 
-        assert env.get("PROCESSOR_HTTP_ADDRESS", f"0.0.0.0:{CONTRACT_HTTP_PORT}").endswith(
-            f":{CONTRACT_HTTP_PORT}"
-        )
+        assert env.get("PROCESSOR_HTTP_ADDRESS", f"0.0.0.0:{CONTRACT_HTTP_PORT}").endswith(f":{CONTRACT_HTTP_PORT}")
 
 
 def test_checkpoint_container_is_created_before_workers_start(compose):
@@ -171,9 +168,7 @@ def test_checkpoint_container_is_created_before_workers_start(compose):
     for name, svc in workers(compose).items():
         container = env_dict(svc["environment"])["PROCESSOR_CHECKPOINT_CONTAINER"]
         creators = [
-            dep
-            for dep, cond in svc["depends_on"].items()
-            if cond.get("condition") == "service_completed_successfully"
+            dep for dep, cond in svc["depends_on"].items() if cond.get("condition") == "service_completed_successfully"
         ]
         assert creators, f"{name}: nothing creates the checkpoint container first"
         command = services[creators[0]]["command"]

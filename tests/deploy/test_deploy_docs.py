@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from deploykit import DEPLOY_DOC, env_dict, find_one
 
 

@@ -8,7 +8,6 @@ import re
 import tomllib
 
 import pytest
-
 from deploykit import (
     CONTRACT_HTTP_PORT,
     DEPLOY_DIR,

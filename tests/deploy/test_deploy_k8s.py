@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from deploykit import (
     CONTRACT_CONSUMER_GROUP,
     CONTRACT_DEFAULT_SHUTDOWN_TIMEOUT,
@@ -45,7 +44,9 @@ def _k8s_errors(resource: dict[str, Any], version: str) -> str | None:
     except kv.ValidationError as exc:
         return f"{'.'.join(map(str, exc.path))}: {exc.message}"
     except kv.SchemaNotFoundError as exc:
-        pytest.fail(f"no Kubernetes {version} schema for {resource.get('apiVersion')}/{resource.get('kind')}: {exc.message}")
+        pytest.fail(
+            f"no Kubernetes {version} schema for {resource.get('apiVersion')}/{resource.get('kind')}: {exc.message}"
+        )
     except kv.VersionNotSupportedError as exc:
         pytest.fail(f"kubernetes-validate does not bundle Kubernetes {exc.version}; upgrade it")
     return None
@@ -74,7 +75,9 @@ def test_manifest_matches_kubernetes_schema(filename, version):
             lambda d: d["spec"]["template"]["spec"]["containers"][0]["ports"][0].__setitem__("containerPort", "http"),
             id="port-not-integer",
         ),
-        pytest.param(lambda d: d["spec"]["template"]["spec"].__setitem__("terminationGracePeriod", 45), id="typo-field"),
+        pytest.param(
+            lambda d: d["spec"]["template"]["spec"].__setitem__("terminationGracePeriod", 45), id="typo-field"
+        ),
         pytest.param(lambda d: d["spec"].pop("selector"), id="missing-selector"),
     ],
 )
@@ -256,7 +259,10 @@ def test_triggerauthentication_uses_workload_identity(resources):
     "mutate",
     [
         pytest.param(lambda so: so["spec"].__setitem__("maxReplicas", 4), id="unknown-spec-field"),
-        pytest.param(lambda so: so["spec"]["triggers"][0]["metadata"].__setitem__("unprocessedEventThreshold", 64), id="non-string-metadata"),
+        pytest.param(
+            lambda so: so["spec"]["triggers"][0]["metadata"].__setitem__("unprocessedEventThreshold", 64),
+            id="non-string-metadata",
+        ),
         pytest.param(lambda so: so["spec"].pop("scaleTargetRef"), id="no-target"),
     ],
 )
@@ -366,7 +372,9 @@ def test_scaler_reads_the_workers_checkpoints(resources, compose, hub_entity):
     compose_env = env_dict(compose["services"]["worker-1"]["environment"])
 
     assert meta["checkpointStrategy"] == "blobMetadata"
-    assert meta["blobContainer"] == cfg["PROCESSOR_CHECKPOINT_CONTAINER"] == compose_env["PROCESSOR_CHECKPOINT_CONTAINER"]
+    assert (
+        meta["blobContainer"] == cfg["PROCESSOR_CHECKPOINT_CONTAINER"] == compose_env["PROCESSOR_CHECKPOINT_CONTAINER"]
+    )
     assert (
         meta["consumerGroup"]
         == cfg["PROCESSOR_CONSUMER_GROUP"]
@@ -468,7 +476,9 @@ def test_pod_hardening(resources):
         assert {"cpu", "memory"} <= set(values), f"missing {kind}"
         for name, quantity in values.items():
             assert QUANTITY.fullmatch(str(quantity)), f"{kind}.{name}={quantity!r} is not a Kubernetes quantity"
-    assert _cpu_millis(container["resources"]["requests"]["cpu"]) <= _cpu_millis(container["resources"]["limits"]["cpu"])
+    assert _cpu_millis(container["resources"]["requests"]["cpu"]) <= _cpu_millis(
+        container["resources"]["limits"]["cpu"]
+    )
 
 
 def test_prometheus_scrape_annotations(resources):

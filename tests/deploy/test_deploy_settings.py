@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from deploykit import (
     CONTRACT_CONSUMER_GROUP,
     CONTRACT_HTTP_PORT,

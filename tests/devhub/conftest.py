@@ -7,4 +7,3 @@ from devhub import DevHub, HubSpec
 async def devhub():
     async with DevHub([HubSpec(name="events", partitions=4, consumer_groups=("$default", "audit"))]) as hub:
         yield hub
-

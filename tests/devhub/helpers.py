@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubConsumerClient, EventHubProducerClient
@@ -53,12 +54,13 @@ class Collector:
         self.errors.append(error)
         self._changed.set()
 
-    def start(self) -> "Collector":
+    def start(self) -> Collector:
         self._task = asyncio.create_task(
-            self.client.receive(on_event=self._on_event, on_error=self._on_error, **self._kwargs))
+            self.client.receive(on_event=self._on_event, on_error=self._on_error, **self._kwargs)
+        )
         return self
 
-    async def wait(self, predicate: Callable[["Collector"], bool], timeout: float = DEADLINE, what: str = "") -> None:
+    async def wait(self, predicate: Callable[[Collector], bool], timeout: float = DEADLINE, what: str = "") -> None:
         end = time.monotonic() + timeout
         while not predicate(self):
             if self._task is not None and self._task.done():
@@ -66,12 +68,14 @@ class Collector:
                 raise AssertionError(f"receive() ended before {what or 'the condition'} held")
             remaining = end - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what or 'events'}; "
-                                     f"got {len(self.events)} events, errors {self.errors!r}")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what or 'events'}; "
+                    f"got {len(self.events)} events, errors {self.errors!r}"
+                )
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def wait_count(self, n: int, timeout: float = DEADLINE) -> list[tuple[str, EventData]]:

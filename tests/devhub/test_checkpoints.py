@@ -13,8 +13,12 @@ CONTAINER = "checkpoints"
 
 def processor(hub, azurite):
     store = BlobCheckpointStore.from_connection_string(azurite.connection_string, CONTAINER)
-    client = consumer(hub.connection_string("events"), checkpoint_store=store, load_balancing_interval=0.5,
-                      partition_ownership_expiration_interval=3)
+    client = consumer(
+        hub.connection_string("events"),
+        checkpoint_store=store,
+        load_balancing_interval=0.5,
+        partition_ownership_expiration_interval=3,
+    )
     collector = Collector(client, checkpoint=True, starting_position="-1")
     collector.store = store
     return collector
@@ -40,6 +44,7 @@ async def poll_store(read, holds, timeout, what):
 
 async def wait_for_owners(store, port, count, timeout=30.0):
     """Until `count` processors own the 4 partitions in equal shares."""
+
     def settled(owners):
         shares = sorted(list(owners.values()).count(o) for o in set(owners.values()))
         return len(owners) == 4 and shares == [4 // count] * count
@@ -53,6 +58,7 @@ async def wait_for_owners(store, port, count, timeout=30.0):
 
 async def wait_for_checkpoints(store, hub, timeout=30.0):
     """Until every partition's checkpoint names its last event."""
+
     async def read():
         checkpoints = await store.list_checkpoints(f"127.0.0.1:{hub.port}", "events", "$default")
         return {c["partition_id"]: c["sequence_number"] for c in checkpoints}
@@ -80,8 +86,9 @@ async def test_the_collector_records_an_event_before_checkpointing_it(devhub, az
     await send(cs, ["a", "b"], partition_id="0")
     store = ObservedStore.from_connection_string(azurite.connection_string, CONTAINER)
     store.seen = []
-    collector = Collector(consumer(cs, checkpoint_store=store), checkpoint=True, partition_id="0",
-                          starting_position="-1")
+    collector = Collector(
+        consumer(cs, checkpoint_store=store), checkpoint=True, partition_id="0", starting_position="-1"
+    )
     store.collector = collector
     collector.start()
     try:
@@ -115,14 +122,17 @@ async def test_processors_share_partitions_and_resume_from_checkpoints(tmp_path,
             # Deadlines, not delays: generous because a take-over (link stolen, re-claim) is slow on a busy machine.
             await eventually(lambda: both() >= expected, timeout=60, what="all 40 events across both processors")
             await wait_for_owners(first.store, port, 2, timeout=60)
-            await eventually(lambda: sorted(len(r) for r in hub._owners.values()) == [1, 1, 1, 1], timeout=60,
-                             what="every partition read by exactly one link")
+            await eventually(
+                lambda: sorted(len(r) for r in hub._owners.values()) == [1, 1, 1, 1],
+                timeout=60,
+                what="every partition read by exactly one link",
+            )
             # Once the hand-over has settled, each round of new events is split between the two owners.
             # (A round sent mid-hand-over may still go to the old owner, hence the retry.)
             for rounds in range(1, 21):
                 round_ = {f"more{rounds}-{p}" for p in "0123"}
                 await send_partitions(cs, {p: [f"more{rounds}-{p}"] for p in "0123"})
-                await eventually(lambda: both() >= round_, timeout=30, what="a round of new events")
+                await eventually(lambda expected=round_: both() >= expected, timeout=30, what="a round of new events")
                 if round_ & set(first.bodies()) and round_ & set(second.bodies()):
                     break
             else:

@@ -10,8 +10,13 @@ from devhub import codec, frames, message
 from devhub.codec import Symbol, Timestamp
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
-    st.text(max_size=300), st.binary(max_size=300), st.uuids(),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=300),
+    st.binary(max_size=300),
+    st.uuids(),
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz-:", max_size=40).map(Symbol),
     st.integers(0, 2**62).map(Timestamp),
 )
@@ -37,13 +42,20 @@ def test_encode_decode_round_trip(value):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(st.text(max_size=20), scalars, max_size=10), st.binary(max_size=2000),
-       st.integers(0, 2**40), st.integers(0, 2**40), st.one_of(st.none(), st.text(min_size=1, max_size=30)))
+@given(
+    st.dictionaries(st.text(max_size=20), scalars, max_size=10),
+    st.binary(max_size=2000),
+    st.integers(0, 2**40),
+    st.integers(0, 2**40),
+    st.one_of(st.none(), st.text(min_size=1, max_size=30)),
+)
 def test_annotated_messages_decode_in_the_sdk(app_props, body, seq, offset, key):
-    raw = (frames.section(frames.HEADER, [True, None, None, None, None])
-           + frames.section(frames.MESSAGE_ANNOTATIONS, {Symbol("user-note"): "kept"})
-           + frames.section(frames.APPLICATION_PROPERTIES, app_props)
-           + frames.section(frames.DATA, body))
+    raw = (
+        frames.section(frames.HEADER, [True, None, None, None, None])
+        + frames.section(frames.MESSAGE_ANNOTATIONS, {Symbol("user-note"): "kept"})
+        + frames.section(frames.APPLICATION_PROPERTIES, app_props)
+        + frames.section(frames.DATA, body)
+    )
     stored, split = message.annotate(raw, seq, offset, 1_700_000_000_000, key)
     extra = message.delivery_annotations(seq, offset, 1_700_000_000_000, 1_700_000_000_001)
     sdk = decode_payload(memoryview(message.delivered(stored, split, extra)))
@@ -61,10 +73,17 @@ def test_annotated_messages_decode_in_the_sdk(app_props, body, seq, offset, key)
 
 def test_a_clients_delivery_annotations_are_kept_and_merged_with_the_hubs():
     # Under the symbolic descriptor, as another client might send them; the hub's key wins a clash.
-    own = b"\x00" + codec.encode(Symbol("amqp:delivery-annotations:map")) + codec.encode(
-        {Symbol("delann_key"): "delann_value", Symbol("last_enqueued_sequence_number"): "client's"})
-    raw = (frames.section(frames.HEADER, [True, None, None, None, None]) + own
-           + frames.section(frames.DATA, b"body") + frames.section(frames.FOOTER, {Symbol("f"): 1}))
+    own = (
+        b"\x00"
+        + codec.encode(Symbol("amqp:delivery-annotations:map"))
+        + codec.encode({Symbol("delann_key"): "delann_value", Symbol("last_enqueued_sequence_number"): "client's"})
+    )
+    raw = (
+        frames.section(frames.HEADER, [True, None, None, None, None])
+        + own
+        + frames.section(frames.DATA, b"body")
+        + frames.section(frames.FOOTER, {Symbol("f"): 1})
+    )
     stored, split = message.annotate(raw, 5, 100, 1_700_000_000_000, None)
     plain = decode_payload(memoryview(stored))
     assert plain.delivery_annotations == {b"delann_key": b"delann_value", b"last_enqueued_sequence_number": b"client's"}
@@ -103,10 +122,13 @@ def test_settled_transfer_template_matches_the_generic_encoder():
 
 def test_uuid_message_ids_echo_as_correlation_ids():
     mid = uuid.uuid4()
-    request = (frames.section(frames.PROPERTIES, [mid, None, None, None, "reply", None, None, None, None, None,
-                                                  None, None, None])
-               + frames.section(frames.APPLICATION_PROPERTIES, {"operation": "put-token"})
-               + frames.section(frames.AMQP_VALUE, "token"))
+    request = (
+        frames.section(
+            frames.PROPERTIES, [mid, None, None, None, "reply", None, None, None, None, None, None, None, None]
+        )
+        + frames.section(frames.APPLICATION_PROPERTIES, {"operation": "put-token"})
+        + frames.section(frames.AMQP_VALUE, "token")
+    )
     parsed = message.parse_request(request)
     assert parsed.message_id == mid and parsed.reply_to == "reply"
     sdk = decode_payload(memoryview(message.reply(parsed.message_id, 202, "Accepted")))

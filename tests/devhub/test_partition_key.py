@@ -20,7 +20,7 @@ ALPHABETS = (
     [chr(c) for c in range(0x20, 0x7F)],
     [chr(c) for c in range(0xA0, 0x100)],
     ["\u0301", "\u4e2d", "\u0416", "\u20ac", "\ufeff", "\uffff"],
-    ["\U0001F600", "\U00010000", "\U0010FFFF"],
+    ["\U0001f600", "\U00010000", "\U0010ffff"],
 )
 
 
@@ -70,11 +70,12 @@ async def test_keyed_events_from_the_sdk_buffered_producer_land_where_partition_
             async def on_success(events, partition_id) -> None:
                 pass
 
-            async def on_error(events, partition_id, error) -> None:
+            async def on_error(events, partition_id, error, failed=failed) -> None:
                 failed.append(error)
 
             producer = EventHubProducerClient.from_connection_string(
-                cs, buffered_mode=True, on_success=on_success, on_error=on_error, max_wait_time=0.05)
+                cs, buffered_mode=True, on_success=on_success, on_error=on_error, max_wait_time=0.05
+            )
             async with producer:
                 for key in keys:
                     await producer.send_event(EventData(key), partition_key=key)

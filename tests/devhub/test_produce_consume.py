@@ -46,7 +46,7 @@ async def test_batch_to_partition_id_round_trips_body_properties_and_annotations
     assert all(isinstance(o, str) for o in offsets) and offsets[0] == "0"
     assert [int(o) for o in offsets] == sorted(int(o) for o in offsets)
     assert offsets[-1] == info["last_enqueued_offset"]
-    assert abs(first.enqueued_time - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    assert abs(first.enqueued_time - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
     assert first.partition_key is None
 
 
@@ -106,8 +106,10 @@ async def test_every_starting_position(devhub):
     cs = devhub.connection_string("events")
     # Two sends, so the second half has a later enqueued time than the first.
     await send(cs, [f"e{i}" for i in range(5)], partition_id="0")
-    await eventually(lambda: _now_ms() > devhub.partition_info("events", "0")["last_enqueued_time_utc"].timestamp()
-                     * 1000 + 2, what="the clock to move past the first send")
+    await eventually(
+        lambda: _now_ms() > devhub.partition_info("events", "0")["last_enqueued_time_utc"].timestamp() * 1000 + 2,
+        what="the clock to move past the first send",
+    )
     await send(cs, [f"e{i}" for i in range(5, 10)], partition_id="0")
     reader = Collector(consumer(cs), partition_id="0", starting_position="-1").start()
     try:
@@ -128,8 +130,9 @@ async def test_every_starting_position(devhub):
         "time-before-all": (stored[0].enqueued_time - one_ms, False, 0),
     }
     collectors = {
-        name: Collector(consumer(cs), partition_id="0", starting_position=position,
-                        starting_position_inclusive=inclusive).start()
+        name: Collector(
+            consumer(cs), partition_id="0", starting_position=position, starting_position_inclusive=inclusive
+        ).start()
         for name, (position, inclusive, _) in cases.items()
     }
     try:
@@ -142,19 +145,21 @@ async def test_every_starting_position(devhub):
 
 
 def _now_ms() -> float:
-    return dt.datetime.now(dt.timezone.utc).timestamp() * 1000
+    return dt.datetime.now(dt.UTC).timestamp() * 1000
 
 
 async def test_latest_receives_only_new_events_and_tracks_last_enqueued(devhub):
     cs = devhub.connection_string("events")
     await send(cs, ["old"], partition_id="3")
-    collector = Collector(consumer(cs), partition_id="3", starting_position="@latest",
-                          track_last_enqueued_event_properties=True).start()
+    collector = Collector(
+        consumer(cs), partition_id="3", starting_position="@latest", track_last_enqueued_event_properties=True
+    ).start()
     try:
         # The link is attached once the hub has a reader on the partition.
         plog = devhub._owners
-        await eventually(lambda: any(key[2] == "3" and readers for key, readers in plog.items()),
-                         what="consumer attached")
+        await eventually(
+            lambda: any(key[2] == "3" and readers for key, readers in plog.items()), what="consumer attached"
+        )
         await send(cs, ["new-1", "new-2"], partition_id="3")
         await collector.wait_count(2)
         assert collector.bodies() == ["new-1", "new-2"]
@@ -259,20 +264,24 @@ async def test_consumer_group_names_are_case_insensitive():
     async with DevHub([HubSpec("events", partitions=1, consumer_groups=("$Default", "Reports"))]) as hub:
         cs = hub.connection_string("events")
         await send(cs, ["x"])
-        readers = [Collector(consumer(cs, group=g), starting_position="-1", partition_id="0").start()
-                   for g in ("$default", "$DEFAULT", "reports")]
+        readers = [
+            Collector(consumer(cs, group=g), starting_position="-1", partition_id="0").start()
+            for g in ("$default", "$DEFAULT", "reports")
+        ]
         try:
             await asyncio.gather(*(r.wait_count(1) for r in readers))
         finally:
             await close_all(*readers)
         # One group whatever the spelling: an owner level on `$Default` shuts out a lower one on `$default`.
-        owner = Collector(consumer(cs, group="$Default"), partition_id="0", starting_position="-1",
-                          owner_level=1).start()
+        owner = Collector(
+            consumer(cs, group="$Default"), partition_id="0", starting_position="-1", owner_level=1
+        ).start()
         lower = None
         try:
             await owner.wait_count(1)
-            lower = Collector(consumer(cs, group="$default"), partition_id="0", starting_position="-1",
-                              owner_level=0).start()
+            lower = Collector(
+                consumer(cs, group="$default"), partition_id="0", starting_position="-1", owner_level=0
+            ).start()
             await lower.wait(lambda c: c.errors, what="the lower owner level to be refused")
         finally:
             await close_all(*(c for c in (owner, lower) if c is not None))
@@ -284,13 +293,22 @@ async def test_amqp_annotated_messages_keep_every_section_the_client_sent(devhub
     # As the service does (the SDK's live test_send_amqp_annotated_message): delivery annotations too.
     cs = devhub.connection_string("events")
     data = AmqpAnnotatedMessage(
-        data_body=[b"aa", b"bb"], header={"priority": 7}, delivery_annotations={"delann_key": "delann_value"},
-        annotations={"ann_key": "ann_value"}, properties={"subject": "data", "message_id": "m-1"},
-        application_properties={"body_type": "data"}, footer={"footer_key": "footer_value"})
-    sequence = AmqpAnnotatedMessage(sequence_body=[b"message", 123.456, True],
-                                    application_properties={"body_type": "sequence"})
-    value = AmqpAnnotatedMessage(value_body={b"key": [-123, b"data", False]}, delivery_annotations={"v": 1},
-                                 application_properties={"body_type": "value"})
+        data_body=[b"aa", b"bb"],
+        header={"priority": 7},
+        delivery_annotations={"delann_key": "delann_value"},
+        annotations={"ann_key": "ann_value"},
+        properties={"subject": "data", "message_id": "m-1"},
+        application_properties={"body_type": "data"},
+        footer={"footer_key": "footer_value"},
+    )
+    sequence = AmqpAnnotatedMessage(
+        sequence_body=[b"message", 123.456, True], application_properties={"body_type": "sequence"}
+    )
+    value = AmqpAnnotatedMessage(
+        value_body={b"key": [-123, b"data", False]},
+        delivery_annotations={"v": 1},
+        application_properties={"body_type": "value"},
+    )
     async with EventHubProducerClient.from_connection_string(cs) as producer:
         await producer.send_event(data, partition_id="1")
         batch = await producer.create_batch(partition_id="1")
@@ -298,8 +316,9 @@ async def test_amqp_annotated_messages_keep_every_section_the_client_sent(devhub
             batch.add(message)
         await producer.send_batch(batch)
     plain = Collector(consumer(cs), partition_id="1", starting_position="-1").start()
-    tracking = Collector(consumer(cs, group="audit"), partition_id="1", starting_position="-1",
-                         track_last_enqueued_event_properties=True).start()
+    tracking = Collector(
+        consumer(cs, group="audit"), partition_id="1", starting_position="-1", track_last_enqueued_event_properties=True
+    ).start()
     try:
         await asyncio.gather(plain.wait_count(4), tracking.wait_count(4))
     finally:

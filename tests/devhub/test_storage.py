@@ -81,8 +81,12 @@ async def test_many_events_across_compaction(tmp_path):
         assert (info["beginning_sequence_number"], info["last_enqueued_sequence_number"]) == (3500, 4999)
     async with DevHub(spec, data_dir=tmp_path) as hub:
         assert hub.partition_info("events", "0") == info
-        collector = Collector(consumer(hub.connection_string("events")), partition_id="0",
-                              starting_position=4990, starting_position_inclusive=True).start()
+        collector = Collector(
+            consumer(hub.connection_string("events")),
+            partition_id="0",
+            starting_position=4990,
+            starting_position_inclusive=True,
+        ).start()
         try:
             await collector.wait_count(10)
         finally:

@@ -8,11 +8,12 @@ import os
 import re
 import shutil
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from processor.config import Settings
 from processor.http.server import HttpHandle, start_http
 from processor.sim.traffic import deliver, lifecycle
-from tests.builders import STORAGE, blob_event, body
+from tests.builders import blob_event, body
 
 ODD_BLOB = "odd dir/50% off?#1.txt"  # a blob name that needs percent-encoding in a URL
 POISON = [b"not json", b'{"no": "event"}', b"[1, 2]"]
@@ -73,8 +74,12 @@ async def serving(settings: Settings, store: Any, worker: Any = None, **http: An
         await handle.close()
 
 
-async def until(predicate: Callable[[], Awaitable[Any] | Any], timeout: float = 20.0, what: str = "condition",
-                interval: float = 0.05) -> Any:
+async def until(
+    predicate: Callable[[], Awaitable[Any] | Any],
+    timeout: float = 20.0,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> Any:
     """Poll `predicate` until it returns something truthy; fail naming `what` at the deadline."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -148,7 +153,7 @@ def parse_metrics(text: str) -> dict[str, Family]:
         assert m, f"bad sample line {line!r}"
         name, labels, value = m.group(1), parse_labels(m.group(2) or ""), m.group(3)
         assert current is not None and name.startswith(current.name), f"{name} outside its family"
-        suffix = name[len(current.name):]
+        suffix = name[len(current.name) :]
         allowed = {"counter": {"", "_total"}, "histogram": {"_bucket", "_sum", "_count"}}.get(current.kind, {""})
         if current.kind == "counter":
             assert current.name.endswith("_total") and suffix == "", name
@@ -177,8 +182,10 @@ def check_histogram(family: Family) -> None:
 
 # --- headless Chromium -----------------------------------------------------------------------------
 
-CHROMIUM_HELP = ("chromium is needed for the dashboard test and is not installed: run `./dev setup` "
-                 "(as root it runs `apt-get install chromium`), or install it with your package manager")
+CHROMIUM_HELP = (
+    "chromium is needed for the dashboard test and is not installed: run `./dev setup` "
+    "(as root it runs `apt-get install chromium`), or install it with your package manager"
+)
 
 
 def chromium() -> str:
@@ -190,16 +197,28 @@ def chromium() -> str:
 
 async def render(url: str, profile: Path, *, screenshot: Path | None = None, budget_ms: int = 5000) -> str:
     """The DOM of `url` after `budget_ms` of virtual time (the page's refreshes included)."""
-    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", "--window-size=1400,1000"]
+    args = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget_ms}",
+        "--window-size=1400,1000",
+    ]
     args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
     # A subprocess of the running loop: the server under test answers from this same loop meanwhile.
-    proc = await asyncio.create_subprocess_exec(*args, url, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *args, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         pytest.fail("chromium did not finish within 60s")

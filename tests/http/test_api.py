@@ -45,16 +45,23 @@ async def test_listing_pages_through_everything_in_key_order(filled_store, all_r
         assert capped["limit"] == 1000
 
 
-@pytest.mark.parametrize("query, keep", [
-    ("source={ws0}", lambda r: r.source == WS0.lower()),
-    ("source={ws0_upper}", lambda r: r.source == WS0.lower()),  # sources compare case-insensitively
-    ("prefix=runs/", lambda r: r.object.startswith("runs/")),
-    ("type=Microsoft.MachineLearningServices.ModelRegistered",
-     lambda r: r.event_type == "Microsoft.MachineLearningServices.ModelRegistered"),
-    ("state.status=Failed", lambda r: r.state.get("status") == "Failed"),
-    ("state.status=Completed&source={ws0}&prefix=runs/",
-     lambda r: r.state.get("status") == "Completed" and r.source == WS0.lower() and r.object.startswith("runs/")),
-])
+@pytest.mark.parametrize(
+    "query, keep",
+    [
+        ("source={ws0}", lambda r: r.source == WS0.lower()),
+        ("source={ws0_upper}", lambda r: r.source == WS0.lower()),  # sources compare case-insensitively
+        ("prefix=runs/", lambda r: r.object.startswith("runs/")),
+        (
+            "type=Microsoft.MachineLearningServices.ModelRegistered",
+            lambda r: r.event_type == "Microsoft.MachineLearningServices.ModelRegistered",
+        ),
+        ("state.status=Failed", lambda r: r.state.get("status") == "Failed"),
+        (
+            "state.status=Completed&source={ws0}&prefix=runs/",
+            lambda r: r.state.get("status") == "Completed" and r.source == WS0.lower() and r.object.startswith("runs/"),
+        ),
+    ],
+)
 async def test_filters_match_the_store(filled_store, all_rows, query, keep):
     query = query.format(ws0=urllib.parse.quote(WS0, safe=""), ws0_upper=urllib.parse.quote(WS0.upper(), safe=""))
     expected = [r.key for r in all_rows if keep(r)]
@@ -64,14 +71,23 @@ async def test_filters_match_the_store(filled_store, all_rows, query, keep):
     assert keys(objects) == expected
 
 
-WS0 = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/ml-prod/providers/Microsoft.MachineLearningServices/workspaces/ws-0"
+WS0 = (
+    "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/ml-prod/providers/"
+    "Microsoft.MachineLearningServices/workspaces/ws-0"
+)
 
 
 async def test_bad_listing_parameters_are_400_with_a_reason(filled_store):
     async with serving(Settings(), filled_store) as client:
-        for query, needle in [("limit=0", "limit"), ("limit=ten", "limit"), ("next=garbage!", "next"),
-                              ("next=WzFd", "next"), ("status=Failed", "unknown parameter"),
-                              ("state.a.b=1", "state filter"), ("state.st%22atus=x", "state filter")]:
+        for query, needle in [
+            ("limit=0", "limit"),
+            ("limit=ten", "limit"),
+            ("next=garbage!", "next"),
+            ("next=WzFd", "next"),
+            ("status=Failed", "unknown parameter"),
+            ("state.a.b=1", "state filter"),
+            ("state.st%22atus=x", "state filter"),
+        ]:
             status, body, r = await client.get(f"/api/objects?{query}")
             assert status == 400 and needle in body["error"], (query, body)
             assert r.content_type == "application/json"
@@ -87,8 +103,9 @@ async def test_one_object_by_name_source_and_percent_encoding(filled_store, all_
         assert odd.object.startswith("/blobServices/")
         for path in (urllib.parse.quote(odd.object, safe=""), urllib.parse.quote(odd.object, safe="/")):
             assert (await client.json(f"/api/objects/{path}"))["object"] == odd.object
-        by_source = await client.json(f"/api/objects/{urllib.parse.quote(odd.object, safe='')}"
-                                      f"?source={urllib.parse.quote(STORAGE, safe='')}")
+        by_source = await client.json(
+            f"/api/objects/{urllib.parse.quote(odd.object, safe='')}?source={urllib.parse.quote(STORAGE, safe='')}"
+        )
         assert by_source["source"] == STORAGE.lower()
 
         status, body, r = await client.get("/api/objects/runs/does-not-exist")
@@ -100,7 +117,9 @@ async def test_one_object_by_name_source_and_percent_encoding(filled_store, all_
         # The same name under two sources: ambiguous without ?source=, exact with it.
         shared = next(r for r in all_rows if sum(o.object == r.object for o in all_rows) > 1)
         status, body, _ = await client.get(f"/api/objects/{shared.object}")
-        assert status == 409 and sorted(body["sources"]) == sorted(o.source for o in all_rows if o.object == shared.object)
+        assert status == 409 and sorted(body["sources"]) == sorted(
+            o.source for o in all_rows if o.object == shared.object
+        )
         picked = await client.json(f"/api/objects/{shared.object}?source={urllib.parse.quote(shared.source)}")
         assert picked == shared.to_json()
 
@@ -137,13 +156,25 @@ async def test_dead_letters_page_by_id_and_recent_is_newest_first(filled_store):
 async def test_token_guards_the_api_but_not_probes_metrics_or_the_page(filled_store):
     settings = replace(Settings(), api_token="s3cret-Token")
     async with serving(settings, filled_store) as client:
-        for path in ("/api/objects", "/api/objects/runs/x", "/api/deadletters", "/api/summary", "/api/partitions",
-                     "/api/recent", "/api/nothing-here"):
+        for path in (
+            "/api/objects",
+            "/api/objects/runs/x",
+            "/api/deadletters",
+            "/api/summary",
+            "/api/partitions",
+            "/api/recent",
+            "/api/nothing-here",
+        ):
             status, body, r = await client.get(path, auth=False)
             assert status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer"), path
             assert "token" in body["error"]
-        for header in ("Bearer wrong", "Bearer s3cret-Token-and-more", "Basic s3cret-Token", "s3cret-Token",
-                       "Bearer s3cret-token"):
+        for header in (
+            "Bearer wrong",
+            "Bearer s3cret-Token-and-more",
+            "Basic s3cret-Token",
+            "s3cret-Token",
+            "Bearer s3cret-token",
+        ):
             status, _, _ = await client.get("/api/objects", auth=False, headers={"Authorization": header})
             assert status == 401, header
         assert (await client.get("/api/objects"))[0] == 200  # Authorization: Bearer s3cret-Token

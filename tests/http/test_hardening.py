@@ -13,14 +13,19 @@ import pytest
 from processor.config import ConfigError, Settings, load_settings
 from processor.ingest import ingest
 from processor.stores.sqlite import SqliteStore
-from tests.builders import STORAGE, body, blob_event, model_event
+from tests.builders import STORAGE, blob_event, body, model_event
 from tests.http.helpers import serving, until
 
 
 async def test_odd_numbers_and_field_names_are_400_not_500(filled_store):
     async with serving(Settings(), filled_store) as client:
-        for path in ("/api/objects?limit=%C2%B2", "/api/objects?limit=" + "9" * 5000, "/api/deadletters?after=%C2%B2",
-                     "/api/deadletters?after=99999999999999999999999", "/api/objects?state.status%0A=x"):
+        for path in (
+            "/api/objects?limit=%C2%B2",
+            "/api/objects?limit=" + "9" * 5000,
+            "/api/deadletters?after=%C2%B2",
+            "/api/deadletters?after=99999999999999999999999",
+            "/api/objects?state.status%0A=x",
+        ):
             status, data, _ = await client.get(path)
             assert status == 400 and "error" in data, (path, status, data)
 
@@ -30,7 +35,10 @@ async def test_an_authorization_header_that_is_not_utf8_is_401(filled_store):
     async with serving(settings, filled_store) as client:
         host, port = client.url.split("//")[1].split(":")
         reader, writer = await asyncio.open_connection(host, int(port.rstrip("/")))
-        writer.write(b"GET /api/objects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xe4\xff\r\nConnection: close\r\n\r\n")
+        writer.write(
+            b"GET /api/objects HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer \xe4\xff\r\nConnection: close\r\n\r\n"
+        )
         await writer.drain()
         status_line = await reader.readline()
         writer.close()
@@ -71,16 +79,29 @@ async def test_api_and_dashboard_answer_only_their_own_host_names_and_probes_ans
     settings = replace(Settings(), http_allowed_hosts=("processor.example.com",))
     async with serving(settings, filled_store) as client:
         port = client.handle.port
-        for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example", "127.0.0.1.evil.example",
-                     f"processor.example.com.evil.example:{port}"):
+        for host in (
+            "evil.example",
+            f"evil.example:{port}",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            f"processor.example.com.evil.example:{port}",
+        ):
             for path in ("/api/objects", "/api/summary", "/api/nothing-here", "/", "/static/app.js"):
                 status, data, _ = await client.get(path, headers={"Host": host})
                 assert status == 421 and "PROCESSOR_HTTP_ALLOWED_HOSTS" in str(data), (host, path, status)
             # Kubelet probes and Prometheus scrapes name the pod IP or anything: they stay open.
             for path in ("/healthz", "/readyz", "/metrics"):
                 assert (await client.get(path, headers={"Host": host}))[0] == 200, (host, path)
-        for host in ("localhost", f"localhost:{port}", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"[::1]:{port}",
-                     "10.244.1.7:8080", "processor.example.com", f"Processor.Example.com.:{port}"):
+        for host in (
+            "localhost",
+            f"localhost:{port}",
+            f"LOCALHOST:{port}",
+            f"127.0.0.1:{port}",
+            f"[::1]:{port}",
+            "10.244.1.7:8080",
+            "processor.example.com",
+            f"Processor.Example.com.:{port}",
+        ):
             for path in ("/api/objects", "/"):
                 assert (await client.get(path, headers={"Host": host}))[0] == 200, (host, path)
 
@@ -160,7 +181,9 @@ async def test_an_over_long_request_line_is_a_400_and_one_warning_line_not_an_er
         for _ in range(3):
             request = b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             assert await status_of(client, request) == b"400"
-        assert await status_of(client, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n") == b"200"
+        assert (
+            await status_of(client, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n") == b"200"
+        )
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.levelname for r in loud] == ["WARNING"] * 3, [(r.levelname, r.getMessage()[:200]) for r in loud]
     for record in loud:

@@ -22,8 +22,16 @@ PROCESSOR = Path(sys.executable).with_name("processor")
 async def test_serve_command_serves_a_store_until_sigterm(filled_store, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROCESSOR_")}
     proc = await asyncio.create_subprocess_exec(
-        str(PROCESSOR), "serve", "--store", filled_store.url, "--address", "127.0.0.1:0",
-        cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE)
+        str(PROCESSOR),
+        "serve",
+        "--store",
+        filled_store.url,
+        "--address",
+        "127.0.0.1:0",
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         url = None
         while url is None:

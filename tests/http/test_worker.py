@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from devhub import DevHub, HubSpec
 from processor.config import Settings
 from processor.hub.clients import producer_client
-from devhub import DevHub, HubSpec
 from processor.sim.traffic import Message, deliver, lifecycle
 from processor.stores.sqlite import SqliteStore
 from processor.worker.app import WorkerOptions, run_worker
@@ -44,10 +45,16 @@ def messages() -> list[Message]:
 async def worker_run(folder: Path, **overrides: Any) -> AsyncIterator[Run]:
     """The local hub with 2 partitions, traffic published, a worker consuming it and the HTTP server on it."""
     async with DevHub([HubSpec(name="events", partitions=len(PARTITIONS))]) as hub:
-        settings = replace(Settings(), eventhub_connection_string=hub.connection_string("events"),
-                           store_url=f"sqlite:///{folder}/projection.sqlite",
-                           checkpoint_url=f"sqlite:///{folder}/checkpoints.sqlite", reorder_window=0.2,
-                           load_balancing_interval=1, checkpoint_every_seconds=0.5, **overrides)
+        settings = replace(
+            Settings(),
+            eventhub_connection_string=hub.connection_string("events"),
+            store_url=f"sqlite:///{folder}/projection.sqlite",
+            checkpoint_url=f"sqlite:///{folder}/checkpoints.sqlite",
+            reorder_window=0.2,
+            load_balancing_interval=1,
+            checkpoint_every_seconds=0.5,
+            **overrides,
+        )
         batch = messages()
         async with producer_client(settings) as producer:
             published = await publish(producer, batch)
@@ -73,8 +80,11 @@ async def worker_run(folder: Path, **overrides: Any) -> AsyncIterator[Run]:
 def caught_up(run: Run) -> bool:
     w = run.worker
     parts = [w.partitions.get(p) for p in PARTITIONS]
-    return (w.tally.read >= run.published and len(w.buffer) == 0 and all(
-        s is not None and s.last_enqueued is not None and w.lag(s) == 0 for s in parts))
+    return (
+        w.tally.read >= run.published
+        and len(w.buffer) == 0
+        and all(s is not None and s.last_enqueued is not None and w.lag(s) == 0 for s in parts)
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -171,6 +181,7 @@ async def test_dashboard_renders_partitions_counters_objects_and_dead_letters(ru
 
 async def test_readiness_turns_503_when_the_worker_stops(tmp_path):
     async with worker_run(tmp_path) as r:
+
         async def ready() -> bool:
             return (await r.client.get("/readyz"))[0] == 200
 

@@ -12,9 +12,10 @@ import asyncio
 import os
 import secrets
 import sqlite3
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -26,7 +27,8 @@ from processor.stores.registry import open_store
 URL_ENV = "PROCESSOR_TEST_POSTGRES_URL"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 HOW_TO_START = (
-    "Start PostgreSQL, e.g. on Debian/Ubuntu: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+    "Start PostgreSQL, e.g. on Debian/Ubuntu:\n"
+    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
     "or with Docker: docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16\n"
     f"or point {URL_ENV} at a server where this user may CREATE DATABASE."
 )
@@ -61,8 +63,9 @@ async def create_database(name: str) -> None:
     """A database whose default collation is linguistic (ICU en-US) where the server can, so that a store
     column missing COLLATE "C" shows up as a wrong order rather than passing by luck."""
     try:
-        await admin_execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
-                            f"LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
+        await admin_execute(
+            f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+        )
     except asyncpg.PostgresError:
         await admin_execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
 
@@ -77,8 +80,11 @@ def postgres_url():
     try:
         run_aside(lambda: create_database(name))
     except _CONNECT_ERRORS as exc:
-        pytest.fail(f"PostgreSQL at {admin_url()} is unreachable or refused CREATE DATABASE: "
-                    f"{type(exc).__name__}: {exc}\n{HOW_TO_START}", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL at {admin_url()} is unreachable or refused CREATE DATABASE: "
+            f"{type(exc).__name__}: {exc}\n{HOW_TO_START}",
+            pytrace=False,
+        )
     try:
         yield with_database(admin_url(), name)
     finally:
@@ -97,6 +103,7 @@ class Backend:
     async def sql(self, statement: str) -> list[tuple]:
         """Run one statement outside any store (schema surgery, checks)."""
         if self.kind == "sqlite":
+
             def run() -> list[tuple]:
                 db = sqlite3.connect(self.path, timeout=30)
                 try:

@@ -21,8 +21,10 @@ from processor.projector import Projector
 from processor.sim.traffic import deliver, lifecycle
 from processor.stores.base import ProjectionStore
 
-_MODEL = ('[{"id":"bad-%d","topic":"/subscriptions/x/workspaces/w","subject":"models/","eventType":'
-          '"Microsoft.MachineLearningServices.ModelRegistered","eventTime":"2026-11-01T00:00:00Z","data":{}}]')
+_MODEL = (
+    '[{"id":"bad-%d","topic":"/subscriptions/x/workspaces/w","subject":"models/","eventType":'
+    '"Microsoft.MachineLearningServices.ModelRegistered","eventTime":"2026-11-01T00:00:00Z","data":{}}]'
+)
 # Unique bodies, so each has one fingerprint and one label (origin) in every run.
 MALFORMED = [b"not json {%d" % i for i in range(6)] + [(_MODEL % i).encode() for i in range(6)]
 

@@ -15,11 +15,30 @@ SRC = "/subscriptions/s/resourcegroups/rg/providers/microsoft.machinelearningser
 SRC2 = "/subscriptions/s/resourcegroups/rg/providers/microsoft.storage/storageaccounts/acct"
 
 
-def row(obj: str, seq: str = "0001", eid: str = "e1", source: str = SRC, etype: str = "T.Changed",
-        etag: str | None = None, state: dict | None = None, updated_at: str = "2026-01-01T00:00:00.000000Z",
-        provenance: dict | None = None, revision: int = 1) -> Row:
-    return Row(source, obj, etype, eid, seq, etag, state if state is not None else {"v": seq}, updated_at,
-               provenance or {}, revision)
+def row(
+    obj: str,
+    seq: str = "0001",
+    eid: str = "e1",
+    source: str = SRC,
+    etype: str = "T.Changed",
+    etag: str | None = None,
+    state: dict | None = None,
+    updated_at: str = "2026-01-01T00:00:00.000000Z",
+    provenance: dict | None = None,
+    revision: int = 1,
+) -> Row:
+    return Row(
+        source,
+        obj,
+        etype,
+        eid,
+        seq,
+        etag,
+        state if state is not None else {"v": seq},
+        updated_at,
+        provenance or {},
+        revision,
+    )
 
 
 def insert(r: Row) -> Write:
@@ -43,8 +62,13 @@ async def all_rows(store) -> list[Row]:
     return [r async for r in store.export()]
 
 
-def dead(fp: str, body: bytes = b'{"bad": true}', reason: str = "no subject", event_id: str | None = None,
-         size: int | None = None) -> DeadLetter:
+def dead(
+    fp: str,
+    body: bytes = b'{"bad": true}',
+    reason: str = "no subject",
+    event_id: str | None = None,
+    size: int | None = None,
+) -> DeadLetter:
     return DeadLetter(reason, body, size if size is not None else len(body), f"origin-{fp}", event_id, fp)
 
 
@@ -52,8 +76,12 @@ def dead(fp: str, body: bytes = b'{"bad": true}', reason: str = "no subject", ev
 
 
 async def test_insert_then_load_returns_every_field(store):
-    a = row("runs/a", etag="0x8D1", state={"status": "Running", "nested": {"k": [1, 2.5, None, True]}, "n": 3},
-            provenance={"n": ["0000", "e0"], "nested": {"k": ["0000", "e0"]}})
+    a = row(
+        "runs/a",
+        etag="0x8D1",
+        state={"status": "Running", "nested": {"k": [1, 2.5, None, True]}, "n": 3},
+        provenance={"n": ["0000", "e0"], "nested": {"k": ["0000", "e0"]}},
+    )
     b = row("runs/b", source=SRC2, etype="Microsoft.Storage.BlobCreated")
     assert await store.commit([insert(a), insert(b)], []) == set()
     loaded = await store.load([a.key, b.key, (SRC, "runs/missing")])
@@ -125,8 +153,15 @@ async def test_a_mixed_batch_reports_exactly_the_conflicting_objects_and_writes_
     conflicts = await store.commit(batch, [dead("fp-mixed")])
     assert conflicts == {(SRC, "o1"), (SRC, "o2"), (SRC, "o3"), (SRC, "missing")}
     now = {r.object: r.order for r in await all_rows(store)}
-    assert now == {"o0": ("0002", "n0"), "o1": ("0001", "e1"), "o2": ("0001", "e2"), "o3": ("0001", "e3"),
-                   "o4": ("0002", "n6"), "o5": ("0001", "e5"), "new": ("0001", "n4")}
+    assert now == {
+        "o0": ("0002", "n0"),
+        "o1": ("0001", "e1"),
+        "o2": ("0001", "e2"),
+        "o3": ("0001", "e3"),
+        "o4": ("0002", "n6"),
+        "o5": ("0001", "e5"),
+        "new": ("0001", "n4"),
+    }
     assert (await store.counts())["dead_letters"] == 1  # written in the same transaction despite conflicts
 
 
@@ -193,26 +228,46 @@ async def test_query_filters_and_keyset_pagination(store):
         return [(r.source == SRC2, r.object) for r in result]
 
     assert objects(await store.query(Query(source=SRC.upper()))) == [
-        (False, "models/m1"), (False, "run_s/y"), (False, "runs%/x"), (False, "runs/r1"), (False, "runs/r2"),
-        (False, "runs/r3"), (False, "runsX")]
+        (False, "models/m1"),
+        (False, "run_s/y"),
+        (False, "runs%/x"),
+        (False, "runs/r1"),
+        (False, "runs/r2"),
+        (False, "runs/r3"),
+        (False, "runsX"),
+    ]
     assert objects(await store.query(Query(prefix="runs/"))) == [
-        (False, "runs/r1"), (False, "runs/r2"), (False, "runs/r3"), (True, "runs/r1")]
+        (False, "runs/r1"),
+        (False, "runs/r2"),
+        (False, "runs/r3"),
+        (True, "runs/r1"),
+    ]
     assert objects(await store.query(Query(prefix="runs%"))) == [(False, "runs%/x")]
     assert objects(await store.query(Query(prefix="run_"))) == [(False, "run_s/y")]
     assert objects(await store.query(Query(event_type="ML.RunCompleted"))) == [(False, "runs/r3")]
     assert objects(await store.query(Query(object="runs/r1"))) == [(False, "runs/r1"), (True, "runs/r1")]
     assert objects(await store.query(Query(object="runs"))) == []  # exact, not a prefix
     failed = Query(source=SRC, state_equals=(("status", "Failed"),))
-    assert objects(await store.query(failed)) == [(False, "runs%/x"), (False, "runs/r1"), (False, "runs/r3"),
-                                                  (False, "runsX")]
+    assert objects(await store.query(failed)) == [
+        (False, "runs%/x"),
+        (False, "runs/r1"),
+        (False, "runs/r3"),
+        (False, "runsX"),
+    ]
     both = Query(state_equals=(("status", "Failed"), ("team", "nlp")))
     assert objects(await store.query(both)) == [(False, "runs/r1")]
     assert objects(await store.query(Query(state_equals=(("status", "1"),)))) == [(False, "run_s/y")]
     assert objects(await store.query(Query(state_equals=(("absent", "x"),)))) == []
     with pytest.raises(ValueError):
         await store.query(Query(state_equals=(("a') OR 1=1 --", "x"),)))
-    combined = Query(source=SRC, prefix="runs", event_type="ML.RunStatusChanged",
-                     state_equals=(("status", "Failed"),), after=(SRC, "runs%/x"), limit=10)
+    combined = Query(
+        source=SRC,
+        prefix="runs",
+        event_type="ML.RunStatusChanged",
+        state_equals=(("status", "Failed"),),
+        after=(SRC, "runs%/x"),
+        limit=10,
+    )
     assert objects(await store.query(combined)) == [(False, "runs/r1"), (False, "runsX")]
 
     # Keyset pages walk everything once, in order, whatever the page size.
@@ -229,8 +284,33 @@ async def test_query_filters_and_keyset_pagination(store):
         assert walked == everything
 
 
-OBJECTS = ["b", "B", "a", "A", "_x", "a b", "a-b", "ab", "a\u00e9", "\u00e9", "\u00c9", "e", "z", "Z",
-           "\u65e5\u672c", "\U0001f600", "\uff21", "a/b", "a.b", "10", "9", "\u00df", "ss", "%", "~"]
+OBJECTS = [
+    "b",
+    "B",
+    "a",
+    "A",
+    "_x",
+    "a b",
+    "a-b",
+    "ab",
+    "a\u00e9",
+    "\u00e9",
+    "\u00c9",
+    "e",
+    "z",
+    "Z",
+    "\u65e5\u672c",
+    "\U0001f600",
+    "\uff21",
+    "a/b",
+    "a.b",
+    "10",
+    "9",
+    "\u00df",
+    "ss",
+    "%",
+    "~",
+]
 
 
 async def test_export_is_in_code_point_order_like_python(store):
@@ -241,7 +321,9 @@ async def test_export_is_in_code_point_order_like_python(store):
     assert [r.key for r in exported] == sorted(r.key for r in rows)
     # The same order where sequencers compare: an upper-case sequencer is older than a lower-case one.
     assert objects_after(await store.query(Query(source=SRC, after=(SRC, "a"), limit=3))) == ["a b", "a-b", "a.b"]
-    assert objects_after(await store.query(Query(source=SRC, prefix="a"))) == sorted(o for o in OBJECTS if o.startswith("a"))
+    assert objects_after(await store.query(Query(source=SRC, prefix="a"))) == sorted(
+        o for o in OBJECTS if o.startswith("a")
+    )
 
 
 def objects_after(result: list[Row]) -> list[str]:
@@ -261,7 +343,12 @@ async def test_recent_is_newest_first(store):
     await store.commit([insert(r) for r in rows], [])
     recent = await store.recent(5)
     assert [(r.updated_at[:10], r.object) for r in recent] == [
-        ("2026-01-04", "o3"), ("2026-01-04", "o7"), ("2026-01-03", "o2"), ("2026-01-03", "o6"), ("2026-01-02", "o1")]
+        ("2026-01-04", "o3"),
+        ("2026-01-04", "o7"),
+        ("2026-01-03", "o2"),
+        ("2026-01-03", "o6"),
+        ("2026-01-02", "o1"),
+    ]
     assert len(await store.recent(100)) == 8
 
 

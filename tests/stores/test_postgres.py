@@ -16,7 +16,7 @@ from tests.stores.conftest import admin_execute, admin_url, create_database, dro
 
 async def test_both_url_schemes_open_the_same_store(postgres_url):
     assert postgres_url.startswith("postgresql://")
-    short = "postgres://" + postgres_url[len("postgresql://"):]
+    short = "postgres://" + postgres_url[len("postgresql://") :]
     for url in (postgres_url, short):
         store = open_store(url)
         assert isinstance(store, PostgresStore)
@@ -39,7 +39,8 @@ async def test_compared_and_sorted_columns_use_code_point_collation(postgres_url
     try:
         rows = await conn.fetch(
             "SELECT column_name, collation_name FROM information_schema.columns "
-            "WHERE table_name = 'projection' AND data_type = 'text'")
+            "WHERE table_name = 'projection' AND data_type = 'text'"
+        )
     finally:
         await conn.close()
     collations = {r[0]: r[1] for r in rows}

@@ -63,8 +63,17 @@ async def monitor(store, keys: list[ObjectKey], done: asyncio.Event) -> tuple[in
 
 async def start_process(url: str, writer: int) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.stores.race_writer", url, str(EVENTS), str(SEED), str(writer),
-        str(TASKS + PROCESSES), cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.stores.race_writer",
+        url,
+        str(EVENTS),
+        str(SEED),
+        str(writer),
+        str(TASKS + PROCESSES),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     line = await proc.stdout.readline()
     assert line == b"ready\n", f"race writer {writer} did not start: {line!r} (exit {await proc.wait()})"
@@ -95,8 +104,9 @@ async def test_replicas_racing_end_where_one_ingest_ends_and_never_go_backwards(
         done = asyncio.Event()
         watcher = asyncio.create_task(monitor(stores[-1], list(stream.events), done))
         try:
-            results = await asyncio.gather(*(finish_process(p) for p in procs),
-                                           *(write(s, plan) for s, plan in zip(stores, plans)))
+            results = await asyncio.gather(
+                *(finish_process(p) for p in procs), *(write(s, plan) for s, plan in zip(stores, plans))
+            )
         finally:
             done.set()
             polls, changes = await watcher

@@ -18,8 +18,8 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE_BLOB = REPO / "node_modules" / ".bin" / "azurite-blob"
@@ -53,8 +53,10 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-                f"BlobEndpoint={self.blob_endpoint};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.blob_endpoint};"
+        )
 
     async def start(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -64,9 +66,19 @@ class Azurite:
         log = open(self._log, "ab")
         try:
             self.process = await asyncio.create_subprocess_exec(
-                str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-                "--location", str(self.location), "--skipApiVersionCheck", "--disableTelemetry", "--loose",
-                stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+                str(AZURITE_BLOB),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--location",
+                str(self.location),
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--loose",
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                stdin=asyncio.subprocess.DEVNULL,
             )
         finally:
             log.close()
@@ -78,20 +90,21 @@ class Azurite:
                 return
             await asyncio.sleep(0.1)  # polling interval while waiting for the port, not synchronisation
         await self.stop()
-        raise AzuriteUnavailable(f"azurite-blob did not answer on port {self.port} within {START_DEADLINE}s:\n"
-                                 f"{self.log_tail()}")
+        raise AzuriteUnavailable(
+            f"azurite-blob did not answer on port {self.port} within {START_DEADLINE}s:\n{self.log_tail()}"
+        )
 
     async def _answers(self) -> bool:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 1.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         try:
             writer.write(f"GET /{ACCOUNT}?comp=list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             line = await asyncio.wait_for(reader.readline(), 2.0)
             return line.startswith(b"HTTP/")
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         finally:
             writer.close()
@@ -103,7 +116,7 @@ class Azurite:
         process.terminate()
         try:
             await asyncio.wait_for(process.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             await process.wait()
 
@@ -123,11 +136,15 @@ class Azurite:
 
 def check_installed() -> None:
     if shutil.which("node") is None:
-        raise AzuriteUnavailable("Node.js is not installed: install Node.js (>= 18, e.g. 'apt-get install nodejs npm'), "
-                                 "then run `./dev setup` (or `npm ci`) to install Azurite.")
+        raise AzuriteUnavailable(
+            "Node.js is not installed: install Node.js (>= 18, e.g. 'apt-get install nodejs npm'), "
+            "then run `./dev setup` (or `npm ci`) to install Azurite."
+        )
     if not os.access(AZURITE_BLOB, os.X_OK):
-        raise AzuriteUnavailable(f"Azurite is not installed ({AZURITE_BLOB} missing): run `./dev setup` (or `npm ci` "
-                                 "at the repo top) and make sure Node.js is installed.")
+        raise AzuriteUnavailable(
+            f"Azurite is not installed ({AZURITE_BLOB} missing): run `./dev setup` (or `npm ci` "
+            "at the repo top) and make sure Node.js is installed."
+        )
 
 
 @contextlib.asynccontextmanager

@@ -40,16 +40,21 @@ def main(argv: list[str]) -> int:
         for run in range(1, runs + 1):
             report = Path(folder) / f"run-{run}.xml"
             started = time.monotonic()
-            code = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                    f"--junitxml={report}", *argv], stdout=subprocess.DEVNULL)
+            code = subprocess.call(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *argv],
+                stdout=subprocess.DEVNULL,
+            )
             failed = failures(report) if code not in (0, 5) else []
             if code == 5:
                 print("flaky: pytest collected no test from those arguments", file=sys.stderr)
                 return 2
             failed_runs += bool(failed) or code != 0
             counts.update(failed)
-            print(f"run {run}/{runs}: {'ok' if code == 0 else f'{len(failed)} failed'} "
-                  f"({time.monotonic() - started:.0f} s)", flush=True)
+            print(
+                f"run {run}/{runs}: {'ok' if code == 0 else f'{len(failed)} failed'} "
+                f"({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
     print(f"\n{runs - failed_runs} of {runs} runs passed")
     for test, n in counts.most_common():
         print(f"  {n}/{runs}  {test}")

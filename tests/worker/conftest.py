@@ -21,8 +21,15 @@ def postgres_store_url():
     """A fresh PostgreSQL database for one test's projection (fails, never skips, without a server)."""
     import secrets
 
-    from tests.stores.conftest import (_CONNECT_ERRORS, HOW_TO_START, admin_url, create_database, drop_database,
-                                       run_aside, with_database)
+    from tests.stores.conftest import (
+        _CONNECT_ERRORS,
+        HOW_TO_START,
+        admin_url,
+        create_database,
+        drop_database,
+        run_aside,
+        with_database,
+    )
 
     name = f"processor_worker_{secrets.token_hex(4)}"
     try:

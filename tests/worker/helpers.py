@@ -6,9 +6,10 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from processor.config import Settings
 from processor.ingest import ingest
@@ -53,8 +54,13 @@ async def oracle(messages: list[Message], folder: Path) -> dict[tuple[str, str],
 
 
 def row_dict(r: Any) -> dict:
-    return {"event_id": r.event_id, "sequencer": r.sequencer, "etag": r.etag, "event_type": r.event_type,
-            "state": r.state}
+    return {
+        "event_id": r.event_id,
+        "sequencer": r.sequencer,
+        "etag": r.etag,
+        "event_type": r.event_type,
+        "state": r.state,
+    }
 
 
 async def projection(store_url: str) -> dict[tuple[str, str], dict]:
@@ -80,13 +86,16 @@ async def until(condition: Callable[[], Awaitable[bool] | bool], timeout: float,
         await asyncio.sleep(every)
 
 
-async def checkpoints_at_end(checkpoint_store: Any, settings: Settings, hub: Any, partitions: int,
-                             group: str = "$Default") -> bool:
+async def checkpoints_at_end(
+    checkpoint_store: Any, settings: Settings, hub: Any, partitions: int, group: str = "$Default"
+) -> bool:
     """True when every non-empty partition's checkpoint names its last enqueued event."""
     from processor.hub.clients import namespace
 
-    marks = {c["partition_id"]: c["sequence_number"]
-             for c in await checkpoint_store.list_checkpoints(namespace(settings), HUB, group)}
+    marks = {
+        c["partition_id"]: c["sequence_number"]
+        for c in await checkpoint_store.list_checkpoints(namespace(settings), HUB, group)
+    }
     for pid in map(str, range(partitions)):
         info = hub.partition_info(HUB, pid)
         if not info["is_empty"] and marks.get(pid) != info["last_enqueued_sequence_number"]:

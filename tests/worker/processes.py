@@ -27,8 +27,15 @@ def catches(pid: int, sig: int = signal.SIGTERM) -> bool:
 
 
 async def spawn(*args: str, env: dict, cwd: Path, program: Path = PROCESSOR) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(str(program), *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return await asyncio.create_subprocess_exec(
+        str(program),
+        *args,
+        env=env,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def read_until(proc: asyncio.subprocess.Process, text: str, timeout: float) -> list[str]:
@@ -38,7 +45,7 @@ async def read_until(proc: asyncio.subprocess.Process, text: str, timeout: float
     while True:
         try:
             line = await asyncio.wait_for(proc.stderr.readline(), max(0.0, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no line with {text!r} within {timeout}s; got:\n" + "".join(lines)) from None
         if not line:
             raise AssertionError(f"stderr ended before a line with {text!r}; got:\n" + "".join(lines))
@@ -51,8 +58,10 @@ async def finish(proc: asyncio.subprocess.Process, timeout: float) -> tuple[int,
     """Wait for the process to end: (exit code, stdout, rest of stderr); killed and failed after `timeout`."""
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-        raise AssertionError(f"still running after {timeout}s; stderr:\n{err.decode(errors='replace')[-3000:]}") from None
+        raise AssertionError(
+            f"still running after {timeout}s; stderr:\n{err.decode(errors='replace')[-3000:]}"
+        ) from None
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")

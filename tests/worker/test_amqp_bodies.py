@@ -29,8 +29,10 @@ async def test_value_and_sequence_bodies_are_dead_lettered_and_the_checkpoint_pa
     checkpoints = await open_checkpoint_store(settings)
 
     async def checkpointed_past_all() -> bool:
-        marks = {c["partition_id"]: c["sequence_number"]
-                 for c in await checkpoints.list_checkpoints(namespace(settings), HUB, "$Default")}
+        marks = {
+            c["partition_id"]: c["sequence_number"]
+            for c in await checkpoints.list_checkpoints(namespace(settings), HUB, "$Default")
+        }
         return marks.get("0") == last
 
     try:

@@ -5,7 +5,6 @@ whole time must never see an object's (sequencer, event id) go backwards.
 """
 
 import asyncio
-import os
 import random
 import signal
 import sqlite3
@@ -39,8 +38,9 @@ def worker_env(settings, azurite) -> dict:
 
 
 async def start_worker(env, cwd, log):
-    return await asyncio.create_subprocess_exec(str(PROCESSOR), "run", "--no-http", env=env, cwd=cwd,
-                                                stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL)
+    return await asyncio.create_subprocess_exec(
+        str(PROCESSOR), "run", "--no-http", env=env, cwd=cwd, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
+    )
 
 
 class Monitor:
@@ -85,7 +85,7 @@ async def test_sigkill_at_random_moments_loses_nothing_and_never_moves_an_object
     env = worker_env(settings, azurite)
     log = open(tmp_path / "workers.log", "ab")
     workers = [await start_worker(env, tmp_path, log) for _ in range(2)]
-    monitor = Monitor(settings.store_url[len("sqlite:///"):])
+    monitor = Monitor(settings.store_url[len("sqlite:///") :])
     stop_monitor = asyncio.Event()
     watching = asyncio.create_task(monitor.run(stop_monitor))
     kills = 0
@@ -103,12 +103,17 @@ async def test_sigkill_at_random_moments_loses_nothing_and_never_moves_an_object
 
         watcher = BlobCheckpointStore.from_connection_string(azurite.connection_string, "checkpoints")
         async with watcher:
-            await until(lambda: checkpoints_at_end(watcher, settings, devhub, 4), 120,
-                        "both workers to checkpoint the end of every partition")
+            await until(
+                lambda: checkpoints_at_end(watcher, settings, devhub, 4),
+                120,
+                "both workers to checkpoint the end of every partition",
+            )
         for w in workers:
             # A worker restarted just now may still be inside the interpreter's start-up, where no program can
             # catch a signal yet (the kernel's default action would end it, 143): wait for that instant to pass.
-            await until(lambda: catches(w.pid) or w.returncode is not None, 30, "the worker to catch SIGTERM", every=0.01)
+            await until(
+                lambda w=w: catches(w.pid) or w.returncode is not None, 30, "the worker to catch SIGTERM", every=0.01
+            )
             w.send_signal(signal.SIGTERM)
         codes = [await asyncio.wait_for(w.wait(), 30) for w in workers]
         assert codes == [0, 0], (tmp_path / "workers.log").read_text(errors="replace")[-3000:]

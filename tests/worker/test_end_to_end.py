@@ -8,22 +8,28 @@ from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 
 from processor.hub.clients import producer_client
 from processor.sim.traffic import deliver, lifecycle
-from processor.stores.sqlite import SqliteStore
-from processor.worker.app import WorkerOptions, run_worker
+from processor.worker.app import run_worker
 from processor.worker.simulate import publish
-from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until,
-                                  worker_settings)
+from tests.worker.helpers import PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, worker_settings
 
 
-@pytest.mark.parametrize("by_subject, backend, window", [(False, "sqlite", 1.0), (True, "sqlite", 1.0),
-                                                          (False, "postgres", 1.0), (False, "sqlite", 0.0)],
-                         ids=["spread-sqlite", "partition-key=subject-sqlite", "spread-postgres", "window-0-sqlite"])
-async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_projection(devhub, azurite, tmp_path, request,
-                                                                                by_subject, backend, window):
+@pytest.mark.parametrize(
+    "by_subject, backend, window",
+    [(False, "sqlite", 1.0), (True, "sqlite", 1.0), (False, "postgres", 1.0), (False, "sqlite", 0.0)],
+    ids=["spread-sqlite", "partition-key=subject-sqlite", "spread-postgres", "window-0-sqlite"],
+)
+async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_projection(
+    devhub, azurite, tmp_path, request, by_subject, backend, window
+):
     messages = list(deliver(lifecycle(2500, seed=21), seed=22))
     # A window of 0 applies every arrival at once (more writes, more stale events): the same projection.
-    settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
-                               checkpoint_container="checkpoints", reorder_window=window)
+    settings = worker_settings(
+        devhub,
+        tmp_path,
+        checkpoint_connection_string=azurite.connection_string,
+        checkpoint_container="checkpoints",
+        reorder_window=window,
+    )
     if backend == "postgres":
         settings = replace(settings, store_url=request.getfixturevalue("postgres_store_url"))
     async with producer_client(settings) as producer:
@@ -31,11 +37,13 @@ async def test_two_workers_on_blob_checkpoints_end_with_the_file_ingest_projecti
         await publish(producer, messages[: len(messages) // 2], by_subject=by_subject)
         stop = asyncio.Event()
         workers = [asyncio.create_task(run_worker(settings, stop)) for _ in range(2)]
-        await publish(producer, messages[len(messages) // 2:], by_subject=by_subject, rate=2000)
+        await publish(producer, messages[len(messages) // 2 :], by_subject=by_subject, rate=2000)
 
     watcher = BlobCheckpointStore.from_connection_string(azurite.connection_string, "checkpoints")
     async with watcher:
-        await until(lambda: checkpoints_at_end(watcher, settings, devhub, 4), 90, "checkpoints at the end of every partition")
+        await until(
+            lambda: checkpoints_at_end(watcher, settings, devhub, 4), 90, "checkpoints at the end of every partition"
+        )
     stop.set()
     done = await asyncio.gather(*workers)
 
@@ -60,21 +68,32 @@ async def test_replay_rebuilds_the_projection_into_a_fresh_store_without_touchin
     await until(lambda: checkpoints_at_end(checkpoints, settings, devhub, 4), 60, "the live worker to catch up")
     stop.set()
     await live
-    before = await checkpoints.list_checkpoints("127.0.0.1:%d" % devhub.port, "events", "$Default")
+    before = await checkpoints.list_checkpoints(f"127.0.0.1:{devhub.port}", "events", "$Default")
 
     rebuilt = tmp_path / "rebuilt.sqlite"
-    env = {"PROCESSOR_EVENTHUB_CONNECTION_STRING": settings.eventhub_connection_string,
-           "PROCESSOR_CHECKPOINT_URL": settings.checkpoint_url, "PROCESSOR_REORDER_WINDOW": "0.2"}
-    code, out, err = await run_processor(["replay", "--from", "earliest", "--store", f"sqlite:///{rebuilt}"], env, tmp_path)
+    env = {
+        "PROCESSOR_EVENTHUB_CONNECTION_STRING": settings.eventhub_connection_string,
+        "PROCESSOR_CHECKPOINT_URL": settings.checkpoint_url,
+        "PROCESSOR_REORDER_WINDOW": "0.2",
+    }
+    code, out, err = await run_processor(
+        ["replay", "--from", "earliest", "--store", f"sqlite:///{rebuilt}"], env, tmp_path
+    )
     assert code == 0, err
     assert b"replay [" in err and b"(100%)" in err  # the progress bar reached the end
     assert await projection(f"sqlite:///{rebuilt}") == await projection(settings.store_url)
-    assert await checkpoints.list_checkpoints("127.0.0.1:%d" % devhub.port, "events", "$Default") == before
+    assert await checkpoints.list_checkpoints(f"127.0.0.1:{devhub.port}", "events", "$Default") == before
     await checkpoints.close()
 
 
 async def run_processor(argv, env, cwd):
-    proc = await asyncio.create_subprocess_exec(str(PROCESSOR), *argv, cwd=cwd, env={**clean_env(), **env},
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        str(PROCESSOR),
+        *argv,
+        cwd=cwd,
+        env={**clean_env(), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode, out, err

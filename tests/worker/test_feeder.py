@@ -16,16 +16,27 @@ from tests.worker.helpers import until, worker_settings
 
 
 def test_settings_survive_the_trip_to_the_feeder():
-    settings = replace(Settings(), allowed_sources=("/subscriptions/a",), reorder_window=0.5,
-                       catalog_types=({"types": ["X.Y"], "subjects": ["a/{B}"], "object": "b/{B}",
-                                       "sequencer": "time", "reducer": "merge"},))
+    settings = replace(
+        Settings(),
+        allowed_sources=("/subscriptions/a",),
+        reorder_window=0.5,
+        catalog_types=(
+            {"types": ["X.Y"], "subjects": ["a/{B}"], "object": "b/{B}", "sequencer": "time", "reducer": "merge"},
+        ),
+    )
     assert settings_from_env(settings_to_env(settings, "cg")) == (settings, "cg")
 
 
 async def start_feeder(settings):
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processor.hub.feeder", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, ENV: settings_to_env(settings, "$Default")}, start_new_session=True)
+        sys.executable,
+        "-m",
+        "processor.hub.feeder",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, ENV: settings_to_env(settings, "$Default")},
+        start_new_session=True,
+    )
 
 
 async def read_frame(proc):
@@ -36,7 +47,10 @@ async def read_frame(proc):
 async def owners(settings):
     store = SqliteCheckpointStore(settings.checkpoint_url)
     try:
-        return {o["partition_id"]: o["owner_id"] for o in await store.list_ownership(namespace(settings), "events", "$Default")}
+        return {
+            o["partition_id"]: o["owner_id"]
+            for o in await store.list_ownership(namespace(settings), "events", "$Default")
+        }
     finally:
         await store.close()
 

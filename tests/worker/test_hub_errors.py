@@ -58,10 +58,15 @@ async def test_status_of_a_misnamed_hub_is_one_line_naming_it_and_exit_1(devhub,
 
 
 async def test_status_of_an_unreachable_hub_is_one_line_and_exit_1(tmp_path):
-    conn = (f"Endpoint=sb://127.0.0.1:{closed_port()};SharedAccessKeyName=k;SharedAccessKey=s;EntityPath=events;"
-            "UseDevelopmentEmulator=true")
-    env = {**clean_env(), "PROCESSOR_EVENTHUB_CONNECTION_STRING": conn,
-           "PROCESSOR_CHECKPOINT_URL": f"sqlite:///{tmp_path}/c.sqlite"}
+    conn = (
+        f"Endpoint=sb://127.0.0.1:{closed_port()};SharedAccessKeyName=k;SharedAccessKey=s;EntityPath=events;"
+        "UseDevelopmentEmulator=true"
+    )
+    env = {
+        **clean_env(),
+        "PROCESSOR_EVENTHUB_CONNECTION_STRING": conn,
+        "PROCESSOR_CHECKPOINT_URL": f"sqlite:///{tmp_path}/c.sqlite",
+    }
     code, _, err = await finish(await spawn("status", env=env, cwd=tmp_path), 120)
     assert code == 1
     line = one_line(err)
@@ -84,8 +89,12 @@ async def test_replay_with_a_consumer_group_that_does_not_exist_fails_at_once_sa
 
 async def test_replay_of_a_hub_that_does_not_exist_fails_at_once_naming_it(devhub, tmp_path):
     settings = worker_settings(devhub, tmp_path)
-    env = env_for(settings, tmp_path, PROCESSOR_EVENTHUB_CONNECTION_STRING=with_hub(settings, "evnets"),
-                  PROCESSOR_STORE_URL=f"sqlite:///{tmp_path}/replayed.sqlite")
+    env = env_for(
+        settings,
+        tmp_path,
+        PROCESSOR_EVENTHUB_CONNECTION_STRING=with_hub(settings, "evnets"),
+        PROCESSOR_STORE_URL=f"sqlite:///{tmp_path}/replayed.sqlite",
+    )
     code, _, err = await finish(await spawn("replay", env=env, cwd=tmp_path), 60)
     assert code == 1
     assert "event hub 'evnets' does not exist" in one_line(err)
@@ -97,8 +106,13 @@ async def test_a_replay_stopped_by_a_signal_says_so_and_does_not_exit_0(devhub, 
     async with producer_client(settings) as producer:
         await publish(producer, list(deliver(lifecycle(300, seed=41), seed=42)))
     # A reorder window longer than the test: the replay cannot finish before the signal.
-    env = env_for(settings, tmp_path, PROCESSOR_STORE_URL=f"sqlite:///{tmp_path}/replayed.sqlite",
-                  PROCESSOR_REORDER_WINDOW="600", PROCESSOR_LOG_LEVEL="INFO")
+    env = env_for(
+        settings,
+        tmp_path,
+        PROCESSOR_STORE_URL=f"sqlite:///{tmp_path}/replayed.sqlite",
+        PROCESSOR_REORDER_WINDOW="600",
+        PROCESSOR_LOG_LEVEL="INFO",
+    )
     proc = await spawn("replay", env=env, cwd=tmp_path)
     await read_until(proc, "opened", 60)
     proc.send_signal(sig)
@@ -110,25 +124,36 @@ async def test_a_replay_stopped_by_a_signal_says_so_and_does_not_exit_0(devhub, 
 
 async def test_run_with_a_misnamed_hub_goes_unready_repeats_the_error_and_exits_1_after_the_timeout(devhub, tmp_path):
     settings = worker_settings(devhub, tmp_path)
-    env = env_for(settings, tmp_path, PROCESSOR_EVENTHUB_CONNECTION_STRING=with_hub(settings, "evnets"),
-                  PROCESSOR_STORE_URL=settings.store_url, PROCESSOR_NOT_FOUND_TIMEOUT="2")
+    env = env_for(
+        settings,
+        tmp_path,
+        PROCESSOR_EVENTHUB_CONNECTION_STRING=with_hub(settings, "evnets"),
+        PROCESSOR_STORE_URL=settings.store_url,
+        PROCESSOR_NOT_FOUND_TIMEOUT="2",
+    )
     code, _, err = await finish(await spawn("run", "--no-http", env=env, cwd=tmp_path), 60)
     assert code == 1, err
     assert "event hub 'evnets' does not exist" in err.strip().splitlines()[-1]
 
 
-async def test_the_worker_is_unready_while_its_consumer_group_is_missing_and_says_so_repeatedly(devhub, tmp_path, caplog):
+async def test_the_worker_is_unready_while_its_consumer_group_is_missing_and_says_so_repeatedly(
+    devhub, tmp_path, caplog
+):
     settings = worker_settings(devhub, tmp_path, not_found_timeout=30.0)
     workers = []
     stop = asyncio.Event()
-    options = WorkerOptions(consumer_group="nobody", not_found_report_interval=0.5,
-                            on_started=lambda w: workers.append(w))
+    options = WorkerOptions(
+        consumer_group="nobody", not_found_report_interval=0.5, on_started=lambda w: workers.append(w)
+    )
     caplog.set_level(logging.ERROR, logger="processor.worker.app")
     running = asyncio.create_task(run_worker(settings, stop, options))
     try:
         await until(lambda: workers and workers[0].consumer_alive is False, 30, "the worker to turn unready")
-        await until(lambda: sum("consumer group 'nobody'" in r.getMessage() for r in caplog.records) >= 2, 30,
-                    "the error to be repeated")
+        await until(
+            lambda: sum("consumer group 'nobody'" in r.getMessage() for r in caplog.records) >= 2,
+            30,
+            "the error to be repeated",
+        )
         assert not running.done()
     finally:
         stop.set()

@@ -7,8 +7,7 @@ import pytest
 
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
 from processor.hub.clients import consumer_client, producer_client
-from processor.hub.status import (DESIGN_RATE_PER_REPLICA, INT64_MAX, keda_lag, keda_total, lag_note,
-                                  partition_status)
+from processor.hub.status import DESIGN_RATE_PER_REPLICA, INT64_MAX, keda_lag, keda_total, lag_note, partition_status
 from processor.sim.traffic import deliver, lifecycle
 from processor.worker.app import run_worker
 from processor.worker.simulate import publish
@@ -17,18 +16,21 @@ from tests.worker.helpers import until, worker_settings
 MAX = INT64_MAX
 
 
-@pytest.mark.parametrize("last, begin, checkpoint, expected", [
-    (-1, 0, None, 0),  # never written to
-    (-1, 0, 5, 0),  # never written to, whatever the checkpoint says
-    (99, 0, None, 100),  # no checkpoint: every retained event
-    (0, 0, None, 1),  # the first event ever, no checkpoint
-    (7, 7, None, 0),  # one retained event past 0 and no checkpoint: KEDA counts none
-    (99, 50, 99, 0),  # caught up
-    (99, 0, 90, 9),
-    (99, 100, 50, 49),  # emptied by retention (begin past last): the events past the checkpoint still count
-    (10, 0, 5000, 0),  # checkpoint ahead by less than the stale threshold (10,000): taken as stale info
-    (10, 0, 50_000, MAX - 50_000 + 10),  # ahead by more: wraps around, nearly 2^63
-])
+@pytest.mark.parametrize(
+    "last, begin, checkpoint, expected",
+    [
+        (-1, 0, None, 0),  # never written to
+        (-1, 0, 5, 0),  # never written to, whatever the checkpoint says
+        (99, 0, None, 100),  # no checkpoint: every retained event
+        (0, 0, None, 1),  # the first event ever, no checkpoint
+        (7, 7, None, 0),  # one retained event past 0 and no checkpoint: KEDA counts none
+        (99, 50, 99, 0),  # caught up
+        (99, 0, 90, 9),
+        (99, 100, 50, 49),  # emptied by retention (begin past last): the events past the checkpoint still count
+        (10, 0, 5000, 0),  # checkpoint ahead by less than the stale threshold (10,000): taken as stale info
+        (10, 0, 50_000, MAX - 50_000 + 10),  # ahead by more: wraps around, nearly 2^63
+    ],
+)
 def test_partition_lag_follows_kedas_rules(last, begin, checkpoint, expected):
     assert keda_lag(last, begin, checkpoint) == expected
 
@@ -48,10 +50,9 @@ def test_notes_explain_the_surprising_cases():
 
 def shipped_threshold() -> int:
     from tests.deploy.deploykit import DEPLOY_DIR, load_yaml
+
     scaled = load_yaml(DEPLOY_DIR / "scaledobject.yaml")
     return int(scaled["spec"]["triggers"][0]["metadata"]["unprocessedEventThreshold"])
-
-
 
 
 async def test_a_caught_up_worker_keeps_kedas_lag_under_the_shipped_threshold(devhub, azurite, tmp_path):
@@ -59,10 +60,15 @@ async def test_a_caught_up_worker_keeps_kedas_lag_under_the_shipped_threshold(de
 
     defaults = Settings()
     # The shipped reorder window and checkpoint interval: what the threshold was derived from.
-    settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
-                               checkpoint_container="checkpoints", reorder_window=defaults.reorder_window,
-                               checkpoint_every_seconds=defaults.checkpoint_every_seconds,
-                               checkpoint_every_events=defaults.checkpoint_every_events)
+    settings = worker_settings(
+        devhub,
+        tmp_path,
+        checkpoint_connection_string=azurite.connection_string,
+        checkpoint_container="checkpoints",
+        reorder_window=defaults.reorder_window,
+        checkpoint_every_seconds=defaults.checkpoint_every_seconds,
+        checkpoint_every_events=defaults.checkpoint_every_events,
+    )
     threshold = shipped_threshold()
     messages = list(deliver(lifecycle(14_000, seed=5), seed=6))
     stop = asyncio.Event()

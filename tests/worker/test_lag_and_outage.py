@@ -3,7 +3,6 @@ retried and never advances a checkpoint."""
 
 import asyncio
 
-import asyncpg
 import orjson
 from azure.storage.blob.aio import ContainerClient
 
@@ -12,8 +11,7 @@ from processor.hub.clients import namespace, producer_client
 from processor.sim.traffic import deliver, lifecycle
 from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
-from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until,
-                                  worker_settings)
+from tests.worker.helpers import PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, worker_settings
 
 
 async def keda_lag(azurite, settings, hub) -> dict[str, int]:
@@ -27,16 +25,20 @@ async def keda_lag(azurite, settings, hub) -> dict[str, int]:
     lags = {}
     for pid in map(str, range(4)):
         info = hub.partition_info("events", pid)
-        lags[pid] = 0 if info["is_empty"] else info["last_enqueued_sequence_number"] - marks.get(
-            pid, info["beginning_sequence_number"] - 1)
+        lags[pid] = (
+            0
+            if info["is_empty"]
+            else info["last_enqueued_sequence_number"] - marks.get(pid, info["beginning_sequence_number"] - 1)
+        )
     return lags
 
 
 async def test_keda_lag_from_the_checkpoint_blobs_equals_processor_status(devhub, azurite, tmp_path):
     from azure.eventhub.extensions.checkpointstoreblobaio import BlobCheckpointStore
 
-    settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
-                               checkpoint_container="checkpoints")
+    settings = worker_settings(
+        devhub, tmp_path, checkpoint_connection_string=azurite.connection_string, checkpoint_container="checkpoints"
+    )
     first, later = list(deliver(lifecycle(600, seed=71), seed=72)), list(deliver(lifecycle(300, seed=73), seed=74))
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop))
@@ -48,11 +50,21 @@ async def test_keda_lag_from_the_checkpoint_blobs_equals_processor_status(devhub
         await worker
         await publish(producer, later)  # nobody consumes these: they are the lag
 
-    env = {**clean_env(), "PROCESSOR_EVENTHUB_CONNECTION_STRING": settings.eventhub_connection_string,
-           "PROCESSOR_CHECKPOINT_CONNECTION_STRING": azurite.connection_string,
-           "PROCESSOR_CHECKPOINT_CONTAINER": "checkpoints"}
-    proc = await asyncio.create_subprocess_exec(str(PROCESSOR), "status", "--json", env=env, cwd=tmp_path,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    env = {
+        **clean_env(),
+        "PROCESSOR_EVENTHUB_CONNECTION_STRING": settings.eventhub_connection_string,
+        "PROCESSOR_CHECKPOINT_CONNECTION_STRING": azurite.connection_string,
+        "PROCESSOR_CHECKPOINT_CONTAINER": "checkpoints",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(PROCESSOR),
+        "status",
+        "--json",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     status = {row["partition"]: row["lag"] for row in orjson.loads(out)}
@@ -60,16 +72,27 @@ async def test_keda_lag_from_the_checkpoint_blobs_equals_processor_status(devhub
     assert status == keda
     assert sum(keda.values()) == len(later)
     # For people: the same rows, and the total KEDA acts on (under the threshold: as it is).
-    proc = await asyncio.create_subprocess_exec(str(PROCESSOR), "status", "--keda-threshold", "100000", env=env,
-                                                cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        str(PROCESSOR),
+        "status",
+        "--keda-threshold",
+        "100000",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
-    assert f"total lag {len(later)}; KEDA at unprocessedEventThreshold 100000 acts on {len(later)}: 1 replica" \
+    assert (
+        f"total lag {len(later)}; KEDA at unprocessedEventThreshold 100000 acts on {len(later)}: 1 replica"
         in out.decode()
+    )
 
 
-async def test_a_projection_store_outage_is_retried_and_never_advances_a_checkpoint(devhub, postgres_store_url, tmp_path):
+async def test_a_projection_store_outage_is_retried_and_never_advances_a_checkpoint(
+    devhub, postgres_store_url, tmp_path
+):
     from dataclasses import replace
 
     from tests.stores.conftest import admin_execute
@@ -86,8 +109,10 @@ async def test_a_projection_store_outage_is_retried_and_never_advances_a_checkpo
         await until(lambda: checkpoints_at_end(checkpoints, settings, devhub, 4), 60, "checkpoints before the outage")
         before = await checkpoints.list_checkpoints(*ids)
 
-        await admin_execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false",
-                            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        await admin_execute(
+            f"ALTER DATABASE {database} ALLOW_CONNECTIONS false",
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'",
+        )
         try:
             await publish(producer, messages[800:])
             worker = box[0]

@@ -12,8 +12,7 @@ from processor.sim.traffic import deliver, lifecycle
 from processor.stores.sqlite import SqliteStore
 from processor.worker.app import WorkerOptions, run_worker
 from processor.worker.simulate import publish
-from tests.worker.helpers import (PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until,
-                                  worker_settings)
+from tests.worker.helpers import PROCESSOR, checkpoints_at_end, clean_env, oracle, projection, until, worker_settings
 
 
 def env_of(settings, **extra) -> dict:
@@ -42,11 +41,17 @@ async def test_sigterm_commits_what_the_reorder_window_holds_checkpoints_and_rel
     messages = list(deliver(lifecycle(1500, seed=31), seed=32))
     # Ownership would take a minute to expire: the follower below only gets the partitions at once if released.
     settings = worker_settings(devhub, tmp_path, ownership_expiration=60.0)
-    env = env_of(settings, PROCESSOR_REORDER_WINDOW="30", PROCESSOR_REORDER_MAX_EVENTS="200",
-                 PROCESSOR_OWNERSHIP_EXPIRATION="60", PROCESSOR_SHUTDOWN_TIMEOUT="10")
+    env = env_of(
+        settings,
+        PROCESSOR_REORDER_WINDOW="30",
+        PROCESSOR_REORDER_MAX_EVENTS="200",
+        PROCESSOR_OWNERSHIP_EXPIRATION="60",
+        PROCESSOR_SHUTDOWN_TIMEOUT="10",
+    )
     with open(tmp_path / "worker.log", "wb") as log:
-        proc = await asyncio.create_subprocess_exec(str(PROCESSOR), "run", "--no-http", env=env, cwd=tmp_path,
-                                                    stdout=log, stderr=log)
+        proc = await asyncio.create_subprocess_exec(
+            str(PROCESSOR), "run", "--no-http", env=env, cwd=tmp_path, stdout=log, stderr=log
+        )
         async with producer_client(settings) as producer:
             await publish(producer, messages)
         # The buffer's bound (200) pushes the oldest out early, so objects appear while the rest wait 30 s.
@@ -75,8 +80,9 @@ async def test_a_killed_owner_is_taken_over_after_its_ownership_expires(devhub, 
     settings = worker_settings(devhub, tmp_path, ownership_expiration=3.0)
     env = env_of(settings, PROCESSOR_OWNERSHIP_EXPIRATION="3", PROCESSOR_REORDER_WINDOW="0.3")
     with open(tmp_path / "worker.log", "wb") as log:
-        proc = await asyncio.create_subprocess_exec(str(PROCESSOR), "run", "--no-http", env=env, cwd=tmp_path,
-                                                    stdout=log, stderr=log)
+        proc = await asyncio.create_subprocess_exec(
+            str(PROCESSOR), "run", "--no-http", env=env, cwd=tmp_path, stdout=log, stderr=log
+        )
         async with producer_client(settings) as producer:
             await publish(producer, messages[:1000])
             await until(lambda: object_count(settings.store_url), 60, "the first owner to apply something")
@@ -113,8 +119,9 @@ async def test_hub_faults_surface_as_the_service_would_and_lose_nothing(devhub, 
     checkpoints = SqliteCheckpointStore(settings.checkpoint_url)
     stop = asyncio.Event()
     worker_box = []
-    task = asyncio.create_task(run_worker(settings, stop, WorkerOptions(
-        stall_check_interval=0.5, on_started=lambda w: worker_box.append(w))))
+    task = asyncio.create_task(
+        run_worker(settings, stop, WorkerOptions(stall_check_interval=0.5, on_started=lambda w: worker_box.append(w)))
+    )
     async with producer_client(settings) as producer:
         publishing = asyncio.create_task(publish(producer, messages, rate=1500))
         await until(lambda: worker_box and worker_box[0].tally.read > 200, 30, "the worker to receive")
@@ -126,8 +133,11 @@ async def test_hub_faults_surface_as_the_service_would_and_lose_nothing(devhub, 
         await until(lambda: worker.tally.read > read + 100, 30, "receiving again after dropped links")
 
         devhub.faults.pause_partition("events", "1")
-        await until(lambda: "1" in worker.partitions and worker.partitions["1"].stalled, 30,
-                    "the paused partition to be reported stalled")
+        await until(
+            lambda: "1" in worker.partitions and worker.partitions["1"].stalled,
+            30,
+            "the paused partition to be reported stalled",
+        )
         devhub.faults.resume_partition("events", "1")
         devhub.faults.slow_partition("events", "2", delay_seconds=0.05)
         await publishing
@@ -142,8 +152,9 @@ async def test_hub_faults_surface_as_the_service_would_and_lose_nothing(devhub, 
 
 async def test_checkpoint_store_outage_keeps_applying_and_checkpoints_catch_up_after(devhub, azurite, tmp_path):
     messages = list(deliver(lifecycle(2000, seed=61), seed=62))
-    settings = worker_settings(devhub, tmp_path, checkpoint_connection_string=azurite.connection_string,
-                               checkpoint_container="checkpoints")
+    settings = worker_settings(
+        devhub, tmp_path, checkpoint_connection_string=azurite.connection_string, checkpoint_container="checkpoints"
+    )
     watcher = BlobCheckpointStore.from_connection_string(azurite.connection_string, "checkpoints")
     stop = asyncio.Event()
     worker_box = []

@@ -31,8 +31,9 @@ def run_env(settings) -> dict:
 
 async def signal_at(proc, instant: str) -> None:
     if instant == "as soon as it can catch it":
-        await until(lambda: catches(proc.pid) or proc.returncode is not None, 30, "the process to catch SIGTERM",
-                    every=0.001)
+        await until(
+            lambda: catches(proc.pid) or proc.returncode is not None, 30, "the process to catch SIGTERM", every=0.001
+        )
     else:
         await read_until(proc, instant, 60)
     proc.send_signal(signal.SIGTERM)
@@ -56,8 +57,18 @@ async def test_processor_serve_given_sigterm_at_any_instant_exits_0(tmp_path, in
 
 
 async def test_devhub_demo_given_sigterm_as_soon_as_it_can_catch_it_exits_0(tmp_path):
-    proc = await spawn("demo", "--duration", "0", "--http", "127.0.0.1:0", "--data-dir", str(tmp_path / "demo"),
-                       env=clean_env(), cwd=tmp_path, program=DEVHUB)
+    proc = await spawn(
+        "demo",
+        "--duration",
+        "0",
+        "--http",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(tmp_path / "demo"),
+        env=clean_env(),
+        cwd=tmp_path,
+        program=DEVHUB,
+    )
     await signal_at(proc, "as soon as it can catch it")
     code, _, err = await finish(proc, 60)
     assert code == 0, err[-3000:]
