@@ -10,9 +10,9 @@ error) followed at once by a detach carrying the AMQP error: the SDK then raises
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
