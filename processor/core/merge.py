@@ -91,16 +91,11 @@ class MergedState:
         self._only: Any = base if not self.marks else _MIXED
 
     def join(self, order: Order, c: Contribution) -> None:
-        state, marks, base = self.state, self.marks, self.base
+        state, marks = self.state, self.marks
         only = self._only
         if only is not _MIXED and only != order:
             self._only = order if only is None else _MIXED
-        for field, value in c.latest.items():
-            mark = marks.get(field, base) if field in state else None
-            if mark is None or order > mark:
-                state[field] = value
-                marks[field] = order
-                self.changed = True
+        self._join_latest(state, marks, order, c.latest)
         for field, values in c.latest_per_key.items():
             current = state.get(field)
             if type(current) is not dict:
@@ -109,12 +104,7 @@ class MergedState:
             field_marks = marks.get(field)
             if type(field_marks) is not dict:
                 field_marks = marks[field] = {}
-            for key, value in values.items():
-                mark = field_marks.get(key, base) if key in current else None
-                if mark is None or order > mark:
-                    current[key] = value
-                    field_marks[key] = order
-                    self.changed = True
+            self._join_latest(current, field_marks, order, values)
         for field, times in c.earliest.items():
             current = state.get(field)
             if type(current) is not dict:
@@ -134,6 +124,16 @@ class MergedState:
                 if value not in seen:
                     insort(seen, value, key=natural_order)
                     self.changed = True
+
+    def _join_latest(self, target: dict[str, Any], marks: dict[str, Any], order: Order, values: dict[str, Any]) -> None:
+        """Each value wins over what `target` holds unless a greater event set that (`marks` says which)."""
+        base = self.base
+        for key, value in values.items():
+            mark = marks.get(key, base) if key in target else None
+            if mark is None or order > mark:
+                target[key] = value
+                marks[key] = order
+                self.changed = True
 
     def join_state(self, state: State, provenance: dict[str, Any], order: Order) -> None:
         """Join another row's state into this one (two writers' partial folds of one object): each of its
