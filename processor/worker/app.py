@@ -11,10 +11,9 @@ Imports the hub's adapters, the stores, and the worker's parts.
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from processor.config import Settings
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
@@ -29,7 +28,6 @@ from processor.worker.worker import Worker
 
 __all__ = ["HubNotFound", "WorkerOptions", "run_worker"]
 
-log = logging.getLogger(__name__)
 FEEDER_STOP_TIMEOUT = 10.0
 
 

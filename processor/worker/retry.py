@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-log = logging.getLogger("processor.worker.worker")  # the logger these lines always came from
+log = logging.getLogger(__name__)
 
 
 def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
@@ -33,7 +33,11 @@ class Streak:
 
     def succeeded(self) -> None:
         if self.failures:
-            log.warning("%s recovered after %d failed attempts over %.1fs", self.what, self.failures,
-                        time.monotonic() - (self.since or time.monotonic()))
+            log.warning(
+                "%s recovered after %d failed attempts over %.1fs",
+                self.what,
+                self.failures,
+                time.monotonic() - (self.since or time.monotonic()),
+            )
         self.failures = 0
         self.since = None
