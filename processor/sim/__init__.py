@@ -1,1 +1,2 @@
-"""Realistic Event Grid traffic, generated (pure and seeded) for the demo, the simulator, tests and benchmarks."""
+"""Realistic Event Grid traffic, generated (pure and seeded) for the demo, the simulator, tests and benchmarks.
+Imports nothing of the processor."""

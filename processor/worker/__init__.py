@@ -1,4 +1,4 @@
-"""The long-lived Event Hubs worker and its commands (run, replay, simulate, status).
+"""The long-lived Event Hubs worker (its commands, run and replay, are in `processor.cli.worker`).
 
 `app.run_worker` wires the parts, each in a module of its own: `feed` (the feeder process, whose frames drive
 the worker), `worker` (the flow: intake, reorder buffer, projector, partition progress), `checkpointer`,
