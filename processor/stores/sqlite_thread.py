@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,6 +36,9 @@ class SqliteThread:
         self._executor.shutdown(wait=True)
 
 
+BUSY_TIMEOUT = 30.0
+
+
 def connect(path: str) -> sqlite3.Connection:
     """A connection to `path` in WAL mode, creating its folder (OSError when that fails).
 
@@ -43,9 +47,20 @@ def connect(path: str) -> sqlite3.Connection:
     """
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    return db
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    # Switching a new file to WAL needs a lock for which SQLite does not call the busy handler: two stores
+    # opening one new file at once failed "database is locked" (12 of 600 opens, three at a time). Retried, with
+    # the busy timeout's bound.
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return db
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                db.close()
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
