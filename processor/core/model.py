@@ -1,12 +1,14 @@
 """The values that flow through the core: admitted events and where they came from, stored rows, dead letters
-and outcome tallies. Imports only the events layer and the merge building blocks."""
+and outcome tallies. Imports msgspec, the events layer and the merge building blocks."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from processor.core.merge import MergeReducer
 from processor.events.envelope import Event
@@ -16,9 +18,14 @@ ObjectKey = tuple[str, str]  # (source lowercased, object)
 OUTCOMES = ("applied", "stale", "duplicate", "ignored", "rejected", "dead_lettered")
 
 
-class Origin(NamedTuple):
+class Origin(msgspec.Struct, frozen=True, gc=False):
     """The hub message an event came from: the worker's, to hold its partition's checkpoint back until the
-    event is durable. The core only compares origins (the same event twice from one origin is one arrival)."""
+    event is durable. The core only compares origins (the same event twice from one origin is one arrival).
+
+    A frozen struct out of the cyclic collector's sight: thousands wait in the reorder buffer, inside its keys,
+    and a NamedTuple (a tuple subclass, never untracked) kept those keys tracked too, for the collector to
+    rescan at every pass (measured: +2-5 us per message in the worker).
+    """
 
     hub: str
     partition: str
