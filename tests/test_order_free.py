@@ -218,25 +218,10 @@ def test_two_writers_with_any_batching_on_sqlite_export_like_the_stream_in_order
 @pytest.fixture(scope="module")
 def postgres_url():
     """One PostgreSQL database for the module's examples (its tables emptied before each)."""
-    import secrets
+    from tests.stores.conftest import fresh_database
 
-    from tests.stores.conftest import (
-        _CONNECT_ERRORS,
-        HOW_TO_START,
-        admin_url,
-        create_database,
-        drop_database,
-        run_aside,
-        with_database,
-    )
-
-    name = f"processor_orderfree_{secrets.token_hex(4)}"
-    try:
-        run_aside(lambda: create_database(name))
-    except _CONNECT_ERRORS as exc:
-        pytest.fail(f"PostgreSQL at {admin_url()} is unreachable: {exc}\n{HOW_TO_START}", pytrace=False)
-    yield with_database(admin_url(), name)
-    run_aside(lambda: drop_database(name))
+    with fresh_database("processor_orderfree") as url:
+        yield url
 
 
 async def emptied(url: str) -> str:

@@ -12,8 +12,9 @@ import asyncio
 import os
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -72,6 +73,20 @@ async def create_database(name: str) -> None:
 
 async def drop_database(name: str) -> None:
     await admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database, dropped afterwards: its URL (fails the test, never skips, without a server)."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    try:
+        run_aside(lambda: create_database(name))
+    except _CONNECT_ERRORS as exc:
+        pytest.fail(f"PostgreSQL at {admin_url()} is unreachable: {exc}\n{HOW_TO_START}", pytrace=False)
+    try:
+        yield with_database(admin_url(), name)
+    finally:
+        run_aside(lambda: drop_database(name))
 
 
 @pytest.fixture(scope="session")
