@@ -22,6 +22,7 @@ LAYERS = {
     "processor.stores": 2,
     "processor.hub": 2,
     "processor.projector": 2,
+    "processor.namespace_fold": 2,
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,
