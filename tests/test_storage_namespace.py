@@ -6,6 +6,9 @@ import asyncio
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from processor.config import Settings
 from processor.ingest import ingest
@@ -14,6 +17,8 @@ from tests.builders import (
     STORAGE,
     body,
     hns_created,
+    hns_deleted,
+    hns_dir_created,
     hns_dir_deleted,
     hns_renamed,
     storage_subject,
@@ -65,3 +70,86 @@ def test_a_rename_alone_moves_the_blob():
     rows = asyncio.run(export(THE_SEQUENCE[:3][::-1]))
     assert live(rows) == {B, C}
     assert rows[A].state["deleted"] and rows[A].state["renamed_to"] == B
+
+
+# A property: random file-system histories, as an account with a hierarchical namespace would report them,
+# projected in any arrival order and batching, end as a plain in-memory file system that ran the history.
+FILES = ("f0", "d1/f1", "d1/f2", "d2/f1", "d1/s/f1", "d2/s/f1")
+DIRS = ("d1", "d2", "d1/s", "d2/s")
+
+
+class FileSystem:
+    """The model: names that exist, each a file (with its length) or a directory."""
+
+    def __init__(self):
+        self.live: dict[str, tuple] = {}
+
+    def beneath(self, d: str) -> list[str]:
+        return [p for p in self.live if p.startswith(d + "/")]
+
+    def exists_dir(self, d: str) -> bool:
+        return self.live.get(d) == ("dir",) or bool(self.beneath(d))
+
+
+@st.composite
+def histories(draw):
+    fs = FileSystem()
+    events = []
+    for i in range(draw(st.integers(1, 14))):
+        time, seq = t(i + 1), f"{i + 1:032X}"
+        op = draw(st.sampled_from(["create", "create", "delete", "rename", "mkdir", "rmdir", "mvdir"]))
+        files = [p for p in FILES if fs.live.get(p, ("dir",))[0] == "file"]
+        if op == "create":
+            path, length = draw(st.sampled_from(FILES)), draw(st.integers(0, 5))
+            fs.live[path] = ("file", length)
+            events.append(hns_created(path, time, seq, length=length, etag=f"0x{i}"))
+        elif op == "delete" and files:
+            path = draw(st.sampled_from(files))
+            del fs.live[path]
+            events.append(hns_deleted(path, time, seq))
+        elif op == "rename" and files:
+            src = draw(st.sampled_from(files))
+            dst = draw(st.sampled_from([p for p in FILES if p != src]))
+            fs.live[dst] = fs.live.pop(src)
+            events.append(hns_renamed(src, dst, time, seq))
+        elif op == "mkdir":
+            d = draw(st.sampled_from(DIRS))
+            fs.live[d] = ("dir",)
+            events.append(hns_dir_created(d, time, seq))
+        elif op == "rmdir":
+            d = draw(st.sampled_from(DIRS))
+            if fs.exists_dir(d):
+                for p in [d, *fs.beneath(d)]:
+                    fs.live.pop(p, None)
+                events.append(hns_dir_deleted(d, time, seq))
+        elif op == "mvdir":
+            d, e = draw(st.sampled_from([(a, b) for a in DIRS for b in DIRS if a != b and not b.startswith(a + "/")]))
+            if fs.exists_dir(d) and not fs.exists_dir(e) and not d.startswith(e + "/"):
+                moving = [d, *fs.beneath(d)] if d in fs.live else fs.beneath(d)
+                moved = {e + p[len(d) :]: fs.live.pop(p) for p in moving}
+                fs.live.update(moved)
+                fs.live.setdefault(e, ("dir",))
+                events.append(hns_renamed(d, e, time, seq, directory=True))
+    return events, {storage_subject(p): v for p, v in fs.live.items()}
+
+
+def projected(rows: dict) -> dict[str, tuple]:
+    out = {}
+    for name, r in rows.items():
+        if not r.state["deleted"]:
+            kind = r.state.get("kind")
+            out[name] = ("dir",) if kind == "directory" else ("file", r.state.get("content_length"))
+    return out
+
+
+@hsettings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_any_history_in_any_order_and_batching_ends_as_the_file_system(history, data):
+    events, expected = history
+    lines = [body(e) for e in events]
+    disordered = data.draw(st.permutations(lines))
+    disordered += data.draw(st.lists(st.sampled_from(lines), max_size=3)) if lines else []
+    batch = data.draw(st.integers(1, len(disordered) + 1))
+    rows = asyncio.run(export(disordered, batch))
+    # Names the history made live only implicitly (a file's parent directory) have no events and no rows.
+    assert projected(rows) == {k: v for k, v in expected.items() if k in rows or v != ("dir",)}

@@ -92,7 +92,7 @@ def contribute(ev: Admitted) -> Contribution:
     elif kind in ("BlobRenamed", "DirectoryRenamed"):
         own.update(kind="blob" if kind == "BlobRenamed" else "directory", url=data.get("destinationUrl"))
         own["renamed_at"] = ev.time
-        entry = {"k": "moved", "o": at, "from": rename_source(ev), "live": True}
+        entry = {"k": "moved", "o": at, "from": rename_source(ev), "live": True, "c": {"kind": own["kind"]}}
     elif kind == "DirectoryCreated":
         own.update(kind="directory", created_at=ev.time)
         entry = {"k": "live", "o": at}
@@ -152,6 +152,11 @@ def timeline(state: State | None) -> dict[str, dict[str, Any]]:
     return tl if type(tl) is dict else {}
 
 
+def lives(tl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline's entries, a rename's own entry left out where its source forwarded a better one."""
+    return [e for k, e in tl.items() if k + FORWARDED not in tl]
+
+
 def tree_entries(directory: str, state: State | None) -> list[tuple[str, dict[str, Any]]]:
     """A directory's own recursive deletes and renames: what every object beneath it must learn."""
     return [(k, e) for k, e in timeline(state).items() if e.get("tree") and e.get("by", directory) == directory]
@@ -195,20 +200,27 @@ def forward(key: ObjectKey, state: State | None, reducer: MergeReducer) -> list[
     tl = timeline(state)
     if not tl:
         return []
-    entries = sorted(tl.values(), key=_order)
+    entries = sorted(lives(tl), key=_order)
     out = []
     for link, e in tl.items():
         if e.get("k") != "gone" or not e.get("to"):
             continue
         last = _last_before(entries, e["o"])
-        if last is None:
-            continue  # nothing known of the life it moved: the destination's own entry says what there is
-        by_directory = bool(e.get("by") or e.get("tree"))
+        if last is None or not any(x["k"] in ("live", "moved") and _order(x) < e["o"] for x in entries):
+            # No life of its own before the move (only removals from above, which every new name beneath a
+            # directory gets): nothing to carry; the destination's own entry says what there is. Requiring a
+            # life makes each hop of a chain later than the one before, so moves across cycles end.
+            continue
+        # Its own rename (blob or directory) proves the object was there; a move by a directory above it
+        # carries only the life the object had then.
+        proven = not e.get("by")
         live = _is_live(last)
         content = last.get("c") if live and type(last.get("c")) is dict else None
-        entry = {"k": "moved", "o": e["o"], "from": key[1], "live": live or not by_directory, "c": content}
-        mark = tuple(e["o"]) + tuple(last["o"])
-        etype = STORAGE + ("DirectoryRenamed" if by_directory else "BlobRenamed")
+        # The mark grows with what the source knew: a forward of a forward outranks the rename's own entry.
+        mark = tuple(e["o"]) + tuple(last.get("m") or last["o"])
+        entry = {"k": "moved", "o": e["o"], "from": key[1], "live": live or proven, "c": content}
+        entry["m"] = list(mark)
+        etype = STORAGE + ("DirectoryRenamed" if e.get("by") or e.get("tree") else "BlobRenamed")
         out.append(Effect((key[0], e["to"]), mark, _entries({link + FORWARDED: entry}), etype, link, reducer))
     return out
 
@@ -260,7 +272,7 @@ def finish(state: State) -> None:
         for k in sorted(tl, key=lambda k: _order(tl[k]))[: len(tl) - KEEP]:
             del tl[k]
     state.update(own)
-    entries = [e for k, e in tl.items() if k + FORWARDED not in tl]
+    entries = lives(tl)
     if not entries:
         state["deleted"] = False  # only updates of a name whose life we have not seen: it exists
         return
