@@ -60,6 +60,7 @@ class Settings:
     http_allowed_hosts: tuple[str, ...] = ()
     api_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
+    log_format: str = "text"
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
     catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
 
@@ -188,6 +189,13 @@ def _log_level(v: Any) -> str:
     return text
 
 
+def _log_format(v: Any) -> str:
+    text = _text(v).lower()
+    if text not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return text
+
+
 # attribute -> (section, key in the TOML file, environment variable, parser)
 _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "store_url": ("store", "url", "PROCESSOR_STORE_URL", _store_url),
@@ -239,6 +247,7 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "http_allowed_hosts": ("http", "allowed_hosts", "PROCESSOR_HTTP_ALLOWED_HOSTS", _host_names),
     "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),
     "log_level": ("log", "level", "PROCESSOR_LOG_LEVEL", _log_level),
+    "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
 }
 
 
@@ -287,19 +296,29 @@ def _config_file(env: Mapping[str, str], path: str | Path | None) -> Path:
 def load_log_level(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> str:
     """The log level alone (file, then variable), for the command line to set logging up before a command
     reads the other settings: their warnings and errors go through the log."""
+    return _early_log_setting("log_level", env, path)
+
+
+def load_log_format(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> str:
+    """The log format alone (text or json), read early like the level."""
+    return _early_log_setting("log_format", env, path)
+
+
+def _early_log_setting(attr: str, env: Mapping[str, str] | None, path: str | Path | None) -> str:
     env = os.environ if env is None else env
-    level = Settings.log_level
+    section_name, key, var, parse = _FIELDS[attr]
+    value: str = getattr(Settings, attr)
     file = _config_file(env, path)
     if file.is_file():
         try:
-            section = tomllib.loads(file.read_text("utf-8")).get("log", {})
+            section = tomllib.loads(file.read_text("utf-8")).get(section_name, {})
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read: {exc}") from None
-        if isinstance(section, dict) and "level" in section:
-            level = _parse(f"{file} [log] level", _log_level, section["level"])
-    if "PROCESSOR_LOG_LEVEL" in env:
-        level = _parse("PROCESSOR_LOG_LEVEL", _log_level, env["PROCESSOR_LOG_LEVEL"])
-    return level
+        if isinstance(section, dict) and key in section:
+            value = _parse(f"{file} [{section_name}] {key}", parse, section[key])
+    if var in env:
+        value = _parse(var, parse, env[var])
+    return value
 
 
 _warned_any_source = False

@@ -47,7 +47,7 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
     # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
     # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
     runtime.install_stop_signals()
-    from processor.config import ConfigError, load_log_level
+    from processor.config import ConfigError, load_log_format, load_log_level
     from processor.stores.base import StoreError
 
     parser = build()
@@ -56,7 +56,7 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
     if not getattr(args, "stops_gracefully", False):
         runtime.restore_signals()
     try:
-        runtime.configure_logging(load_log_level(path=args.config))
+        runtime.configure_logging(load_log_level(path=args.config), load_log_format(path=args.config))
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # `processor export | head`: the reader has what it wanted.

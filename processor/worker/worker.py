@@ -111,7 +111,7 @@ class Worker:
             self.close_partition(partition_id, lost=True)
         self._generation += 1
         self.partitions[partition_id] = PartitionState(PartitionProgress(self._generation), self.clock())
-        log.info("partition %s opened", partition_id)
+        log.info("partition %s opened", partition_id, extra={"partition": partition_id})
 
     def close_partition(self, partition_id: str, lost: bool) -> None:
         state = self.partitions.pop(partition_id, None)
@@ -131,6 +131,7 @@ class Worker:
                 partition_id,
                 "lost" if lost else "closed",
                 len(dropped),
+                extra={"partition": partition_id},
             )
 
     async def receive(
