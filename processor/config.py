@@ -253,6 +253,7 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
 
 # The command-line flags that override a setting, as the commands spell them (an error names what was typed).
 _FLAGS = {"store_url": "--store", "http_address": "--address", "starting_position": "--from"}
+_FLAGS["log_level"] = "--log-level"
 
 
 def env_names() -> list[str]:
@@ -293,9 +294,13 @@ def _config_file(env: Mapping[str, str], path: str | Path | None) -> Path:
     return file
 
 
-def load_log_level(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> str:
-    """The log level alone (file, then variable), for the command line to set logging up before a command
-    reads the other settings: their warnings and errors go through the log."""
+def load_log_level(
+    env: Mapping[str, str] | None = None, path: str | Path | None = None, flag: str | None = None
+) -> str:
+    """The log level alone (file, then variable, then `flag`: --log-level), for the command line to set logging up
+    before a command reads the other settings: their warnings and errors go through the log."""
+    if flag is not None:
+        return str(_parse("--log-level", _log_level, flag))
     return _early_log_setting("log_level", env, path)
 
 
