@@ -117,7 +117,7 @@ async def feed(settings: Settings, group: str) -> int:
     receiving = asyncio.create_task(
         client.receive_batch(
             on_batch,
-            max_batch_size=settings.prefetch,
+            max_batch_size=settings.max_batch_size,
             prefetch=settings.prefetch,
             starting_position=starting_position(settings),
             track_last_enqueued_event_properties=True,
