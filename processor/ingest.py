@@ -171,7 +171,20 @@ class _Streaming:
             if not conflicts:
                 return
             cache.rebase(await self.store.load(list(conflicts)), self._reducer_of, utc_now())
+            storage = {w.row.key for w in writes if is_storage(self._reducer_of(w.row))}
+            if storage:
+                await self._respread(storage)
         raise StoreError(f"compare-and-set kept failing for {cache.dirty} objects after {MAX_REBASES} rounds")
+
+    async def _respread(self, written: set[ObjectKey]) -> None:
+        """Another writer committed beneath a container this flush wrote in: recompute the effects of what
+        this flush wrote against the rows as they stand now (clean cached storage rows are reloaded)."""
+        cache = self.cache
+        cache.drop_clean(lambda row: is_storage(self._reducer_of(row)))
+        reducer = self.intake.reducers["blob"]
+        folds = await fold_namespace({}, _CachedRows(self), utc_now(), self._fold_with_effects, reducer, written)
+        for key, result in folds.items():
+            cache.apply(key, result, 0)
 
     async def load_into_cache(self, keys: Collection[ObjectKey]) -> None:
         missing = self.cache.missing(keys)

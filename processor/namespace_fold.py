@@ -6,6 +6,14 @@ objects beneath a directory that changed, a rename's destination), until no effe
 join, so this fixpoint is the same whatever order the events arrived in or were batched. The caller commits
 every fold that writes in one transaction, so one event's updates of several objects land together.
 
+Two writers (replicas on other partitions, two file ingests) could each miss the other's effect: one folds a
+directory's delete and pushes it to the objects it knows beneath it, while the other creates an object beneath
+it that pulled from the directory as it was before. So every fold that touches a hierarchical container also
+writes the container's row (a `container` object, made by the first rename or directory event in it), and the
+stores' compare-and-set on that row lets only one of two such folds commit; the other is redone from the rows
+the first wrote (`seed`: the objects whose effects must be recomputed). Flat containers, which never see a
+rename or directory event, have no such row and pay nothing.
+
 The rows come through `RowSource`: the projector reads the store, file ingest its cache of rows. Imports the
 core and the stores' types (the projector's layer).
 """
@@ -17,10 +25,15 @@ from typing import Protocol
 
 from processor.core import namespace
 from processor.core.fold import ObjectFold
-from processor.core.merge import MergeReducer
-from processor.core.model import Admitted, ObjectKey, Row
+from processor.core.merge import Contribution, MergeReducer
+from processor.core.model import Admitted, ObjectKey, Row, Write
 from processor.core.namespace import Effect
-from processor.events.storage_paths import ancestors
+from processor.events.storage_paths import CONTAINERS, ancestors, container_of
+
+# Events that show a container has a hierarchical namespace (a plain blob container never sends them).
+HIERARCHICAL = frozenset(
+    "Microsoft.Storage." + t for t in ("BlobRenamed", "DirectoryCreated", "DirectoryRenamed", "DirectoryDeleted")
+)
 
 # Rounds of loading and propagating before giving up on a batch: each round follows effects one object
 # further (a rename chain, a directory move of a moved directory), and real chains are a handful long.
@@ -47,16 +60,30 @@ def is_storage(reducer: MergeReducer) -> bool:
     return reducer.finish is namespace.finish
 
 
+def container_key(key: ObjectKey) -> ObjectKey | None:
+    container = container_of(key[1])
+    return (key[0], CONTAINERS + container) if container else None
+
+
 async def fold_namespace(
-    batch: dict[ObjectKey, list[Admitted]], source: RowSource, now: str, refold: Refold
+    batch: dict[ObjectKey, list[Admitted]],
+    source: RowSource,
+    now: str,
+    refold: Refold,
+    reducer: MergeReducer | None = None,
+    seed: Collection[ObjectKey] = (),
 ) -> dict[ObjectKey, ObjectFold]:
-    """The folds of `batch` (storage objects' events) and of every object their effects reach."""
-    reducer = next(iter(batch.values()))[0].reducer
+    """The folds of `batch` (storage objects' events), of every object their effects reach, and of the
+    hierarchical containers they lie in. `seed`: objects to propagate from as if they had just changed (their
+    effects are recomputed from their rows as they stand: after another writer won a compare-and-set)."""
+    if reducer is None:
+        reducer = next(iter(batch.values()))[0].reducer
     effects: dict[ObjectKey, dict[tuple[str, tuple[str, ...]], Effect]] = {}
 
     def add(effect: Effect) -> bool:
         held = effects.setdefault(effect.key, {})
-        entry_key = next(iter(effect.contribution.latest_per_key[namespace.TIMELINE]))
+        entries = effect.contribution.latest_per_key.get(namespace.TIMELINE)
+        entry_key = next(iter(entries)) if entries else "own " + effect.event_id
         ident = (entry_key, effect.order)
         if ident in held:
             return False
@@ -67,14 +94,17 @@ async def fold_namespace(
         for ev in events:
             for effect in namespace.direct_effects(ev):
                 add(effect)
+            if ev.event.type in HIERARCHICAL and (container := container_key(ev.key)) is not None:
+                add(_container_effect(container, ev, reducer))
     current: dict[ObjectKey, Row | None] = {}
     folds: dict[ObjectKey, ObjectFold] = {}
     beneath: dict[ObjectKey, list[str]] = {}
-    todo = set(batch) | set(effects)
+    todo = set(batch) | set(effects) | set(seed)
     for _ in range(MAX_ROUNDS):
         if not todo:
-            return folds
+            return await _touch_containers(folds, current, source)
         need = {k for k in todo if k not in current}
+        need |= {c for k in todo if (c := container_key(k)) is not None and c not in current}
         need |= {(s, a) for s, name in todo for a in ancestors(name) if (s, a) not in current}
         if need:
             loaded = await source.rows(need)
@@ -97,7 +127,7 @@ async def fold_namespace(
             spread += namespace.pull(key, states, reducer)
             spread += namespace.forward(key, state, reducer)
             before = current.get(key)
-            if namespace.tree_entries(key[1], state) != namespace.tree_entries(
+            if key in seed or namespace.tree_entries(key[1], state) != namespace.tree_entries(
                 key[1], before.state if before is not None else None
             ):
                 if key not in beneath:
@@ -107,3 +137,43 @@ async def fold_namespace(
                 spread += namespace.push(key, state, beneath[key], reducer)
         todo = {effect.key for effect in spread if add(effect)}
     raise NamespaceError(f"storage effects still spreading after {MAX_ROUNDS} rounds")
+
+
+def _container_effect(container: ObjectKey, ev: Admitted, reducer: MergeReducer) -> Effect:
+    own = {"kind": "container", "hierarchical": True}
+    order = (ev.time, ev.sequencer, ev.event.id)
+    return Effect(
+        container, order, Contribution(latest_per_key={namespace.OWN: own}), ev.event.type, ev.event.id, reducer
+    )
+
+
+async def _touch_containers(
+    folds: dict[ObjectKey, ObjectFold], current: dict[ObjectKey, Row | None], source: RowSource
+) -> dict[ObjectKey, ObjectFold]:
+    """Every hierarchical container that a fold writes beneath is written too (its revision moves on), so that
+    two writers folding beneath one container at once cannot both commit."""
+    for key in list(folds):
+        container = container_key(key)
+        if container is None or container == key:
+            continue
+        fold = folds.get(container)
+        if fold is not None and fold.write is not None:
+            continue
+        if container not in current:
+            current[container] = (await source.rows([container])).get(container)
+        row = current.get(container)
+        if row is not None and folds[key].write is not None:
+            touched = Row(
+                row.source,
+                row.object,
+                row.event_type,
+                row.event_id,
+                row.sequencer,
+                row.etag,
+                row.state,
+                row.updated_at,
+                row.provenance,
+                row.revision + 1,
+            )
+            folds[container] = ObjectFold(Write(touched, row.revision))
+    return folds

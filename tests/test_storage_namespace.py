@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from processor.config import Settings
 from processor.ingest import ingest
+from processor.stores.registry import open_store
 from processor.stores.sqlite import SqliteStore
 from tests.builders import (
     STORAGE,
@@ -23,6 +25,15 @@ from tests.builders import (
     hns_renamed,
     storage_subject,
 )
+from tests.test_order_free import arrival_batches, emptied, ingest_into, two_writers
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    from tests.stores.conftest import fresh_database
+
+    with fresh_database("processor_namespace") as url:
+        yield url
 
 
 def t(n: int) -> str:
@@ -40,7 +51,8 @@ async def export(lines: list[bytes], fold_batch: int = 20000, store_url: str = "
 
 
 def live(rows: dict) -> set[str]:
-    return {name for name, r in rows.items() if not r.state["deleted"]}
+    """Blobs and directories that exist (the container's own row, kept for writers' sake, left out)."""
+    return {name for name, r in rows.items() if not r.state["deleted"] and r.state.get("kind") != "container"}
 
 
 A, B, C, DIR = (storage_subject(p) for p in ("dir/a.txt", "dir/b.txt", "dir/c.txt", "dir"))
@@ -136,7 +148,7 @@ def histories(draw):
 def projected(rows: dict) -> dict[str, tuple]:
     out = {}
     for name, r in rows.items():
-        if not r.state["deleted"]:
+        if not r.state["deleted"] and r.state.get("kind") != "container":
             kind = r.state.get("kind")
             out[name] = ("dir",) if kind == "directory" else ("file", r.state.get("content_length"))
     return out
@@ -153,3 +165,68 @@ def test_any_history_in_any_order_and_batching_ends_as_the_file_system(history, 
     rows = asyncio.run(export(disordered, batch))
     # Names the history made live only implicitly (a file's parent directory) have no events and no rows.
     assert projected(rows) == {k: v for k, v in expected.items() if k in rows or v != ("dir",)}
+
+
+def model_of(rows_export: list[dict]) -> dict[str, tuple]:
+    out = {}
+    for r in rows_export:
+        state = r["state"]
+        if r["source"] == STORAGE.lower() and not state["deleted"] and state.get("kind") != "container":
+            out[r["object"]] = ("dir",) if state.get("kind") == "directory" else ("file", state.get("content_length"))
+    return out
+
+
+def expected_of(expected: dict, rows_export: list[dict]) -> dict:
+    names = {r["object"] for r in rows_export}
+    return {k: v for k, v in expected.items() if k in names or v != ("dir",)}
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_two_writers_on_sqlite_end_as_the_file_system(tmp_path_factory, history, data):
+    events, expected = history
+    url = f"sqlite:///{tmp_path_factory.mktemp('two')}/p.sqlite"
+    disordered = data.draw(st.permutations([body(e) for e in events]))
+    rows = asyncio.run(two_writers(url, arrival_batches(data, disordered)))
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(history=histories(), data=st.data())
+def test_two_writers_on_postgres_end_as_the_file_system(postgres_url, history, data):
+    events, expected = history
+    batches = arrival_batches(data, data.draw(st.permutations([body(e) for e in events])))
+
+    async def run():
+        return await two_writers(await emptied(postgres_url), batches)
+
+    rows = asyncio.run(run())
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_two_file_ingests_at_once_end_as_the_file_system(tmp_path_factory, history, data):
+    events, expected = history
+    url = f"sqlite:///{tmp_path_factory.mktemp('two-ingests')}/p.sqlite"
+    lines = [body(e) for e in events]
+    first, second = data.draw(st.permutations(lines)), data.draw(st.permutations(lines))
+
+    async def run():
+        stores = [open_store(url), open_store(url)]
+        for store in stores:
+            await store.open()
+        try:
+            small = replace(Settings(), ingest_cache_objects=2)
+            await asyncio.gather(
+                ingest_into(stores[0], first, small, fold_batch=1), ingest_into(stores[1], second, small, fold_batch=1)
+            )
+            return [r.to_json() async for r in stores[0].export()]
+        finally:
+            for store in stores:
+                await store.close()
+
+    rows = asyncio.run(run())
+    assert model_of(rows) == expected_of(expected, rows)

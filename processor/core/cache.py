@@ -147,6 +147,13 @@ class StateCache:
             )
             entry.stored = theirs.revision
 
+    def drop_clean(self, which: Callable[[Row], bool]) -> None:
+        """Forget the clean rows `which` picks (they are loaded again, fresh, when next needed)."""
+        for key, entry in list(self._entries.items()):
+            if not entry.dirty and entry.row is not None and which(entry.row):
+                del self._entries[key]
+                self._bytes -= entry.size
+
     def evict(self) -> None:
         """Drop the oldest clean rows until the cache is at half its bounds (dirty ones are kept)."""
         entries = self._entries
