@@ -9,10 +9,10 @@ every fold that writes in one transaction, so one event's updates of several obj
 Two writers (replicas on other partitions, two file ingests) could each miss the other's effect: one folds a
 directory's delete and pushes it to the objects it knows beneath it, while the other creates an object beneath
 it that pulled from the directory as it was before. So every fold that touches a hierarchical container also
-writes the container's row (a `container` object, made by the first rename or directory event in it), and the
-stores' compare-and-set on that row lets only one of two such folds commit; the other is redone from the rows
-the first wrote (`seed`: the objects whose effects must be recomputed). Flat containers, which never see a
-rename or directory event, have no such row and pay nothing.
+writes the container's row (a `container` object, made by the first event beneath it), and the stores'
+compare-and-set on that row lets only one of two such folds commit; the other is redone from the rows the
+first wrote (`seed`: the objects whose effects must be recomputed). The price is one more row written per
+container per batch, and, between replicas folding beneath one container at once, a redone batch.
 
 The rows come through `RowSource`: the projector reads the store, file ingest its cache of rows. Imports the
 core and the stores' types (the projector's layer).
@@ -94,8 +94,8 @@ async def fold_namespace(
         for ev in events:
             for effect in namespace.direct_effects(ev):
                 add(effect)
-            if ev.event.type in HIERARCHICAL and (container := container_key(ev.key)) is not None:
-                add(_container_effect(container, ev, reducer))
+    for container, events in _by_container(batch).items():
+        add(_container_effect(container, events, reducer))
     current: dict[ObjectKey, Row | None] = {}
     folds: dict[ObjectKey, ObjectFold] = {}
     beneath: dict[ObjectKey, list[str]] = {}
@@ -139,12 +139,25 @@ async def fold_namespace(
     raise NamespaceError(f"storage effects still spreading after {MAX_ROUNDS} rounds")
 
 
-def _container_effect(container: ObjectKey, ev: Admitted, reducer: MergeReducer) -> Effect:
-    own = {"kind": "container", "hierarchical": True}
-    order = (ev.time, ev.sequencer, ev.event.id)
-    return Effect(
-        container, order, Contribution(latest_per_key={namespace.OWN: own}), ev.event.type, ev.event.id, reducer
-    )
+def _by_container(batch: dict[ObjectKey, list[Admitted]]) -> dict[ObjectKey, list[Admitted]]:
+    out: dict[ObjectKey, list[Admitted]] = {}
+    for key, events in batch.items():
+        container = container_key(key)
+        if container is not None:
+            out.setdefault(container, []).extend(events)
+    return out
+
+
+def _container_effect(container: ObjectKey, events: list[Admitted], reducer: MergeReducer) -> Effect:
+    """The container's row: it exists, and is hierarchical once a rename or directory event names it. Its
+    event is the greatest event id beneath it (order-free, like every row's)."""
+    own: dict[str, object] = {"kind": "container"}
+    if any(ev.event.type in HIERARCHICAL for ev in events):
+        own["hierarchical"] = True
+    last = max(events, key=lambda ev: ev.event.id)
+    order = (last.time, last.sequencer, last.event.id)
+    contribution = Contribution(latest_per_key={namespace.OWN: own})
+    return Effect(container, order, contribution, last.event.type, last.event.id, reducer)
 
 
 async def _touch_containers(
