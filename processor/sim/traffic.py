@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -57,7 +58,7 @@ class _Lake:
         self.staging: dict[int, list[str]] = {}  # job -> part names written
         self.published: list[str] = []  # directories under tables/
 
-    def next(self) -> tuple[str, str, dict]:
+    def next(self) -> tuple[str, str, dict[str, Any]]:
         """(event type, path, data without sequencer) of the lake's next operation."""
         rng = self.rng
         url = "https://mllake0.dfs.core.windows.net/lake/"
@@ -86,7 +87,7 @@ class _Lake:
             return "DirectoryRenamed", target, data
         path = f"staging/job-{job}/part-{len(parts):04d}.parquet" + (".tmp" if rng.random() < 0.5 else "")
         parts.append(path)
-        data = {
+        created: dict[str, object] = {
             "api": "FlushWithClose",
             "eTag": f"0x8D{rng.getrandbits(52):013X}",
             "contentType": "application/octet-stream",
@@ -95,7 +96,7 @@ class _Lake:
             "blobType": "BlockBlob",
             "url": url + path,
         }
-        return "BlobCreated", path, data
+        return "BlobCreated", path, created
 
 
 def lifecycle(n_events: int, seed: int = 7, workspaces: int = 2, accounts: int = 1) -> Iterator[dict]:
