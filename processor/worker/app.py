@@ -23,6 +23,7 @@ from processor.stores.base import ProjectionStore
 from processor.stores.registry import open_store
 from processor.tracing import flush_tracing, start_tracing
 from processor.worker.feed import Feed
+from processor.worker.history import History
 from processor.worker.missing import HubNotFound
 from processor.worker.retry import Streak
 from processor.worker.watches import MissingWatch, StallWatch
@@ -46,6 +47,7 @@ class WorkerOptions:
     on_started: Callable[[Worker], Awaitable[None] | None] | None = None
     store: ProjectionStore | None = None  # an open store to use instead of opening settings.store_url
     tracer_provider: TracerProvider | None = None  # spans of the commits go here instead of the settings' exporter
+    history_interval: float = 10.0  # seconds between the dashboard's samples (an hour of them is kept)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOptions | None = None) -> Worker:
@@ -64,6 +66,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
         worker.spans = CommitSpans(tracing.get_tracer("processor.worker"), hub_name(settings))
     # Partition properties (the stall watch) come from a client of our own; receiving is the feeder's.
     client = consumer_client(settings, consumer_group=group)
+    worker.history = History(options.history_interval)
     receive_errors = Streak("receiving")
     missing = MissingWatch(worker, settings, group, options.not_found_report_interval)
     stalls = StallWatch(worker, client, options.stall_check_interval, receive_errors)
@@ -74,7 +77,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     checkpointing = asyncio.create_task(worker.checkpointer.run(), name="checkpoints")
     watching_stalls = asyncio.create_task(stalls.run(), name="stalls")
     watching_missing = asyncio.create_task(missing.run(), name="missing")
-    parts = [consuming, applying, checkpointing, watching_stalls, watching_missing]
+    sampling = asyncio.create_task(worker.history.run(worker), name="history")
+    parts = [consuming, applying, checkpointing, watching_stalls, watching_missing, sampling]
     try:
         if options.on_started:
             maybe = options.on_started(worker)
@@ -96,6 +100,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
         watching_stalls.cancel()
         checkpointing.cancel()  # the shutdown writes the last checkpoints itself
         watching_missing.cancel()
+        sampling.cancel()
         await worker.shutdown(settings.shutdown_timeout)
         applying.cancel()
         await feed.stop()

@@ -34,6 +34,7 @@ from processor.hub.wire import Delivery
 from processor.projector import Projector
 from processor.stores.base import ProjectionStore, StoreError
 from processor.worker.checkpointer import Checkpointer
+from processor.worker.history import History
 from processor.worker.metrics import COMMIT_BUCKETS, Histogram, latency_buckets
 from processor.worker.partitions import PartitionState
 from processor.worker.retry import Streak, backoff
@@ -101,6 +102,7 @@ class Worker:
         self.store_healthy = True
         self.consumer_alive: bool | None = None  # set by whoever runs the SDK consumer (feed, watches)
         self.spans: CommitSpans | None = None  # a span per commit, when tracing is on (set before the first frame)
+        self.history = History()  # the last hour, sampled by run_worker for the dashboard
 
     @property
     def checkpoint_streak(self) -> Streak:
