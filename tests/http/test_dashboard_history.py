@@ -121,7 +121,7 @@ async def test_the_charts_draw_the_workers_samples(run: Run, tmp_path):
     assert committed, points
     assert paths["p99"]["data-points"] == str(len(committed))
     assert floats(paths["p99"]["data-last"]) == committed[-1]["latency"]["p99"]
-    assert all(0.2 <= p["latency"]["p50"] <= p["latency"]["p99"] for p in committed)  # the window is 0.2 s
+    assert all(0 < p["latency"]["p50"] <= p["latency"]["p99"] for p in committed)
 
     # Every vertex inside the 640 x 180 drawing.
     for path in paths.values():
