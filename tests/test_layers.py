@@ -23,6 +23,7 @@ LAYERS = {
     "processor.hub": 2,
     "processor.projector": 2,
     "processor.namespace_fold": 2,
+    "processor.tracing": 2,  # the tracer provider and exporter, for the worker and its feeder
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,
