@@ -95,13 +95,23 @@ async def fold_namespace(
         for ev in events:
             for effect in namespace.direct_effects(ev):
                 add(effect)
-    for container, events in _by_container(batch).items():
+    by_container = _by_container(batch)
+    for container, events in by_container.items():
         add(_container_effect(container, events, reducer))
     current: dict[ObjectKey, Row | None] = {}
     folds: dict[ObjectKey, ObjectFold] = {}
     beneath: dict[ObjectKey, list[str]] = {}
     seen = _Sorted()  # every key this fold has read or written, for the objects beneath a directory
-    todo = set(batch) | set(effects) | set(seed)
+    # Objects in flat containers (no rename or directory event ever, nor in this batch) fold alone: no
+    # directory above them has entries, no rename reaches them. A writer that makes the container
+    # hierarchical meanwhile writes the container's row too, so one of the two folds is redone.
+    loaded = await source.rows([*batch, *by_container])
+    current.update({k: loaded.get(k) for k in (*batch, *by_container)})
+    hierarchical = {c for c, events in by_container.items() if _hierarchical(current[c], events)}
+    flat = {k for k in batch if k not in seed and container_key(k) not in hierarchical}
+    for key in flat:
+        folds[key] = refold(batch[key], current[key], now, ())
+    todo = (set(batch) - flat) | set(effects) | set(seed)
     for _ in range(MAX_ROUNDS):
         if not todo:
             return await _touch_containers(folds, current, source)
@@ -177,6 +187,13 @@ def keys_beneath(keys: list[ObjectKey], directory: ObjectKey) -> list[ObjectKey]
     """Of sorted keys, those beneath `directory`: the range from `dir/` up to `dir0` ('0' follows '/')."""
     source, name = directory
     return keys[bisect_left(keys, (source, name + "/")) : bisect_left(keys, (source, name + "0"))]
+
+
+def _hierarchical(row: Row | None, events: list[Admitted]) -> bool:
+    own = row.state.get(namespace.OWN) if row is not None else None
+    return (type(own) is dict and own.get("hierarchical") is True) or any(
+        ev.event.type in HIERARCHICAL for ev in events
+    )
 
 
 def _by_container(batch: dict[ObjectKey, list[Admitted]]) -> dict[ObjectKey, list[Admitted]]:

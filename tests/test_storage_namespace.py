@@ -230,3 +230,88 @@ def test_two_file_ingests_at_once_end_as_the_file_system(tmp_path_factory, histo
 
     rows = asyncio.run(run())
     assert model_of(rows) == expected_of(expected, rows)
+
+
+# The race itself, made to happen: writer A has read the rows and folded a creation beneath `d/` when writer B
+# folds and commits `d/`'s recursive delete (B found nothing beneath `d/` in the store); then A commits. Only
+# the container's row, which both write, tells A that it folded on rows B has since changed.
+RACE_FIRST = hns_created("other", t(9), "09", id="zzzz-first")  # the container's latest event, by time and id
+RACE_A = hns_created("d/x", t(1), "01", id="a-create")
+RACE_B = hns_dir_deleted("d", t(2), "02", id="b-delete")
+
+
+class Gate:
+    """A's commit waits for B's whole apply; B starts reading only once A has folded (reached its commit)."""
+
+    def __init__(self):
+        self.a_folded, self.b_done = asyncio.Event(), asyncio.Event()
+
+    def hold_commit(self, store):
+        commit = store.commit
+
+        async def gated(writes, dead):
+            self.a_folded.set()
+            await self.b_done.wait()
+            return await commit(writes, dead)
+
+        store.commit = gated
+
+    def hold_first_read(self, store):
+        for name in ("load", "query"):
+            method = getattr(store, name)
+
+            async def gated(*args, _method=method, **kwargs):
+                await self.a_folded.wait()
+                return await _method(*args, **kwargs)
+
+            setattr(store, name, gated)
+
+
+async def _raced(url: str, apply_a, apply_b) -> dict:
+    first = open_store(url)
+    await first.open()
+    await ingest_into(first, [body(RACE_FIRST)])
+    await first.close()
+    stores = [open_store(url), open_store(url)]
+    for store in stores:
+        await store.open()
+    gate = Gate()
+    gate.hold_commit(stores[0])
+    gate.hold_first_read(stores[1])
+
+    async def b():
+        await apply_b(stores[1])
+        gate.b_done.set()
+
+    try:
+        await asyncio.gather(apply_a(stores[0]), b())
+        return {r.object: r.state async for r in stores[1].export()}
+    finally:
+        for store in stores:
+            await store.close()
+
+
+def _projector_apply(event):
+    async def apply(store):
+        from processor.admission import make_intake
+        from processor.core.model import Tally
+        from processor.projector import Projector
+
+        admitted = make_intake(Settings()).admit(body(event), Tally())[0]
+        await Projector(store, Tally()).apply({ev.key: [ev] for ev in admitted}, [])
+
+    return apply
+
+
+def _ingest_apply(event):
+    async def apply(store):
+        await ingest_into(store, [body(event)], fold_batch=1)
+
+    return apply
+
+
+@pytest.mark.parametrize("writer", [_projector_apply, _ingest_apply], ids=["projectors", "file-ingests"])
+def test_a_creation_racing_a_recursive_delete_of_its_directory_ends_deleted(tmp_path, writer):
+    rows = asyncio.run(_raced(f"sqlite:///{tmp_path}/race.sqlite", writer(RACE_A), writer(RACE_B)))
+    assert rows[storage_subject("d/x")]["deleted"] is True
+    assert rows[storage_subject("d/x")]["deleted_by"] == storage_subject("d")
