@@ -21,6 +21,7 @@ LAYERS = {
     "processor.config": 2,
     "processor.stores": 2,
     "processor.hub": 2,
+    "processor.capture": 2,  # Event Hubs Capture files: an adapter, as hub is
     "processor.projector": 2,
     "processor.admission": 3,
     "processor.worker": 3,
