@@ -26,6 +26,7 @@ LAYERS = {
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,
+    "processor.handoff": 3,  # Capture, then the hub: ingest and the worker
     "processor.runtime": 0,  # signals and logging: imports nothing of the package
     "processor.http": 4,
     "processor.cli": 5,

@@ -47,3 +47,81 @@ def _summary(summary: dict[str, Any], as_json: bool) -> None:
         sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
     else:
         print("  ".join(f"{k.replace('_', '-')} {v}" for k, v in summary.items()))
+
+
+def replay_capture(args: argparse.Namespace) -> int:
+    """`processor replay --from capture:PATH`: Capture, then the hub from where Capture ended (processor/handoff.py);
+    with --checkpoint-live, the live consumer group's checkpoints move to where the rebuild stopped."""
+    import asyncio
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    from azure.eventhub.exceptions import EventHubError
+
+    from processor.capture import CaptureError
+    from processor.config import load_settings, warn_if_any_source
+    from processor.handoff import Stopped, capture_then_hub
+    from processor.hub.clients import hub_problem
+    from processor.runtime import stop_on_signal
+    from processor.stores.registry import open_store
+    from processor.worker.missing import HubNotFound
+
+    path = args.from_.removeprefix("capture:")
+    settings = load_settings(path=args.config, store_url=args.store)
+    warn_if_any_source(settings)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        signals = stop_on_signal(stop)
+        store = open_store(settings.store_url)
+        await store.open()
+        try:
+            counts = await store.counts()
+            if counts["objects"] and not args.force:
+                print(
+                    f"processor: the store already holds {counts['objects']} objects; replay rebuilds into a "
+                    "fresh store (or pass --force to fold into this one)",
+                    file=sys.stderr,
+                )
+                return 1
+            with tempfile.TemporaryDirectory(prefix="processor-handoff-") as folder:
+                try:
+                    result = await capture_then_hub(
+                        path,
+                        settings,
+                        store,
+                        args.consumer_group,
+                        Path(folder),
+                        stopped=lambda: signals.received is not None,
+                        stop=stop,
+                        checkpoint_live=args.checkpoint_live,
+                    )
+                except CaptureError as exc:
+                    print(f"processor: replay: {exc}", file=sys.stderr)
+                    return 1
+                except EventHubError as exc:
+                    print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
+                    return 1
+                except HubNotFound as exc:
+                    print(f"processor: replay: {exc}", file=sys.stderr)
+                    return 1
+                except Stopped:
+                    result = None
+        finally:
+            await store.close()
+        if result is None or not result.complete:
+            received = signals.received or signal.SIGINT
+            print(
+                f"processor: replay stopped by {signal.Signals(received).name}: the projection it wrote is not "
+                "complete (replay again into a fresh store); live checkpoints untouched",
+                file=sys.stderr,
+            )
+            return 128 + received
+        _summary(result.summary(), as_json=True)
+        if result.gaps:
+            print(f"processor: replay: {len(result.gaps)} partitions miss events (see above)", file=sys.stderr)
+            return 1
+        return 0
+
+    return asyncio.run(main())

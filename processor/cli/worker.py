@@ -65,6 +65,14 @@ def _http_starter(settings: Settings, args: argparse.Namespace, servers: list[An
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.from_.startswith("capture:"):
+        from processor.cli.capture import replay_capture
+
+        return replay_capture(args)
+    if args.checkpoint_live:
+        from processor.config import ConfigError
+
+        raise ConfigError("--checkpoint-live: only with --from capture:PATH")
     import signal
     from contextlib import suppress
     from dataclasses import replace
@@ -284,8 +292,9 @@ def register(sub: Any) -> None:
         "--from",
         dest="from_",
         default="earliest",
-        metavar="earliest|TIME",
-        help="where to start: earliest or an ISO-8601 time",
+        metavar="earliest|TIME|capture:PATH",
+        help="where to start: earliest, an ISO-8601 time, or capture:PATH (Event Hubs Capture files, a folder or "
+        "blob container URL, then the hub from where they end)",
     )
     p.add_argument(
         "--consumer-group",
@@ -293,6 +302,12 @@ def register(sub: Any) -> None:
         help="a consumer group of its own, so live workers are not disturbed (default: replay)",
     )
     p.add_argument("--force", action="store_true", help="replay into a store that already holds objects")
+    p.add_argument(
+        "--checkpoint-live",
+        action="store_true",
+        help="with capture:PATH, at the end move the live consumer group's checkpoints (PROCESSOR_CONSUMER_GROUP) "
+        "to where the rebuild stopped; a live checkpoint already there or past it is kept",
+    )
     store_option(p)
     p.set_defaults(func=cmd_replay, stops_gracefully=True)
 
