@@ -89,3 +89,29 @@ async def test_a_capture_prefix_then_the_hub_rebuilds_everything_once_and_moves_
     for pid in ("1", "2", "3"):
         assert marks[pid]["sequence_number"] == last[pid]["last_enqueued_sequence_number"]
         assert marks[pid]["offset"] == last[pid]["last_enqueued_offset"]
+
+
+async def test_events_that_left_the_hub_before_the_rebuild_reached_them_are_reported_not_passed_over(tmp_path):
+    from devhub import DevHub, HubSpec
+
+    messages = list(deliver(lifecycle(100, seed=41), seed=42))[:100]
+    spec = HubSpec(name=HUB, partitions=1, consumer_groups=("$Default", "replay"), retention_events=50)
+    async with DevHub([spec]) as hub:
+        settings = worker_settings(hub, tmp_path)
+        async with producer_client(settings) as producer:
+            await publish(producer, messages[:10])
+            held = await hub_records(settings, 10)
+            await publish(producer, messages[10:])  # the hub keeps the last 50: 10..49 are gone
+        write_folder(tmp_path / "capture", capture_files(held, per_file=40, hub=HUB))
+        env = {
+            "PROCESSOR_EVENTHUB_CONNECTION_STRING": settings.eventhub_connection_string,
+            "PROCESSOR_CHECKPOINT_URL": settings.checkpoint_url,
+            "PROCESSOR_REORDER_WINDOW": "0.2",
+        }
+        rebuilt = f"sqlite:///{tmp_path}/rebuilt.sqlite"
+        argv = ["replay", "--from", f"capture:{tmp_path / 'capture'}", "--store", rebuilt, "--checkpoint-live"]
+        code, out, err = await run_processor(argv, env, tmp_path)
+    assert code == 1, err.decode()
+    assert b"partition 0: events 10..49 are neither in Capture nor still in the hub" in err
+    summary = orjson.loads(out.splitlines()[-1])
+    assert summary["handoff_gaps"] == 1 and summary["hub_messages"] == 50
