@@ -23,15 +23,21 @@ def ingest_capture(args: argparse.Namespace, settings: Settings) -> int:
     from processor.stores.registry import open_store
 
     async def main() -> int:
-        reader = open_capture(args.capture, settings)
+        from processor.cli.progress import Progress
+
+        progress = Progress("capture", unit="B")
+        reader = open_capture(args.capture, settings, on_file=lambda size: progress.update(progress.done + size))
         store = open_store(settings.store_url)
         await store.open()
         try:
+            progress.update(0, reader.total_bytes())
             tally = await ingest_messages(reader.messages(), settings, store)
         except CaptureError as exc:
+            progress.close()
             print(f"processor: ingest: {exc}", file=sys.stderr)
             return 1
         finally:
+            progress.close()
             await store.close()
             reader.close()
         _summary({**tally.summary(), **reader.report.summary()}, args.json)
@@ -85,6 +91,7 @@ def replay_capture(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+            phases = _Phases()
             with tempfile.TemporaryDirectory(prefix="processor-handoff-") as folder:
                 try:
                     result = await capture_then_hub(
@@ -96,6 +103,7 @@ def replay_capture(args: argparse.Namespace) -> int:
                         stopped=lambda: signals.received is not None,
                         stop=stop,
                         checkpoint_live=args.checkpoint_live,
+                        progress=phases.update,
                     )
                 except CaptureError as exc:
                     print(f"processor: replay: {exc}", file=sys.stderr)
@@ -108,6 +116,8 @@ def replay_capture(args: argparse.Namespace) -> int:
                     return 1
                 except Stopped:
                     result = None
+                finally:
+                    phases.close()
         finally:
             await store.close()
         if result is None or not result.complete:
@@ -125,3 +135,28 @@ def replay_capture(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+class _Phases:
+    """One progress per phase of a hand-off: Capture (bytes of files), then the hub (messages)."""
+
+    def __init__(self) -> None:
+        self.current: Any = None
+        self.phase = ""
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        from processor.cli.progress import Progress
+
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.current = Progress(
+                "replay from Capture" if phase == "capture" else "replay from the hub",
+                unit="B" if phase == "capture" else "messages",
+            )
+        self.current.update(done, total)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None

@@ -56,7 +56,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return ingest_capture(args, settings)
 
     async def work(store: Any) -> int:
-        tally = await ingest(read_lines(args.paths), settings, store)
+        from processor.cli.progress import Progress
+
+        progress = Progress("ingest")
+        try:
+            tally = await ingest(progress.counted(read_lines(args.paths)), settings, store)
+        finally:
+            progress.close()
         summary = tally.summary()
         if args.json:
             _out(summary)

@@ -120,6 +120,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
                 return 1
             total = sum(targets.values()) + len(targets)
+            from processor.cli.progress import Progress
+
+            bar = Progress("replay", total=total)
             stop = asyncio.Event()
             signals_seen = stop_on_signal(stop)
             progress = {"done": 0, "complete": False}
@@ -133,7 +136,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         if state.progress.safe is not None:
                             seen[pid] = state.progress.safe[0]
                     progress["done"] = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
-                    _progress_bar(progress["done"], total)
+                    bar.update(progress["done"])
                     if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
                         progress["complete"] = True
                         stop.set()
@@ -149,7 +152,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             try:
                 worker = await run_worker(settings, stop, options)
             except HubNotFound as exc:
-                print(file=sys.stderr)  # below the progress bar
+                bar.close()
                 print(f"processor: replay: {exc}", file=sys.stderr)
                 return 1
             finally:
@@ -157,7 +160,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
-            print(file=sys.stderr)
+                bar.close()
             if not progress["complete"]:
                 received = signals_seen.received or signal.SIGINT
                 print(
@@ -172,13 +175,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await store.close()
 
     return asyncio.run(main())
-
-
-def _progress_bar(done: int, total: int) -> None:
-    width = 40
-    frac = 1.0 if total == 0 else min(1.0, done / total)
-    bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
-    print(f"\rreplay [{bar}] {done}/{total} messages ({frac:.0%})", end="", file=sys.stderr, flush=True)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
