@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -105,6 +106,7 @@ async def capture_then_hub(
         reader.on_file = file_read
         result.capture = await ingest_messages(_until_stopped(reader.messages(), stopped), settings, store)
         result.report = reader.report
+        reader.raise_if_stopped()  # the hub must not go on from partitions Capture was cut short of
     finally:
         reader.close()
     result.ends = {pid: (end.sequence_number, end.offset) for (_n, _h, pid), end in reader.report.ends.items()}
@@ -223,6 +225,19 @@ async def _move_live_checkpoints(
     live = await open_checkpoint_store(settings)
     what: dict[str, str] = {}
     try:
+        now = time.time()
+        owned = sorted(
+            o["partition_id"]
+            for o in await live.list_ownership(ns, hub, group)
+            if o.get("owner_id") and now - float(o.get("last_modified_time") or 0) < settings.ownership_expiration
+        )
+        if owned:
+            log.warning(
+                "partitions %s of consumer group %r are owned by a running worker: it goes on from its own position "
+                "and will overwrite these checkpoints; stop the live workers before a rebuild hands over to them",
+                ", ".join(owned),
+                group,
+            )
         existing = {c["partition_id"]: c for c in await live.list_checkpoints(ns, hub, group)}
         for pid, (seq, offset) in sorted(ends.items()):
             have = existing.get(pid)

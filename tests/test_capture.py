@@ -106,6 +106,20 @@ def test_records_without_a_body_or_of_a_validation_handshake_are_counted_not_los
     assert summary["read"] == 2 and summary["dead_lettered"] == 1 and summary["ignored"] == 1
 
 
+def bodies_of(avro: bytes) -> list[bytes]:
+    """The bodies fastavro reads out of a file, up to where it breaks."""
+    import io
+
+    import fastavro
+
+    bodies: list[bytes] = []
+    try:
+        bodies.extend(r["Body"] for r in fastavro.reader(io.BytesIO(avro)))
+    except Exception:  # a corrupt file: what came before the break
+        pass
+    return bodies
+
+
 def corrupt_folder(tmp_path: Path, bodies: list[bytes]) -> tuple[dict[str, bytes], str, str]:
     files = capture_files(records_of(bodies, partitions=2), per_file=60, idle_window_after=None)
     names = sorted(files)
@@ -116,12 +130,15 @@ def corrupt_folder(tmp_path: Path, bodies: list[bytes]) -> tuple[dict[str, bytes
     return files, garbage, cut
 
 
-def test_a_corrupt_file_stops_the_run_naming_it(tmp_path):
-    _files, garbage, _cut = corrupt_folder(tmp_path, sample_bodies(300, poison=0))
+def test_a_corrupt_file_stops_the_run_naming_it_with_what_was_read_before_it_written(tmp_path):
+    files, garbage, _cut = corrupt_folder(tmp_path, sample_bodies(300, poison=0))
     done = ingest_capture(tmp_path, "capture")
     assert done.returncode == 1
     assert f"capture/{garbage}: corrupt Capture file" in done.stderr
     assert "PROCESSOR_CAPTURE_ON_CORRUPT" in done.stderr
+    first = sorted(files)[0]  # read before it: partition 0's first window
+    assert garbage == sorted(files)[1]
+    assert exported(tmp_path, "sqlite:///capture.sqlite") == file_ingest_export(tmp_path, bodies_of(files[first]))
 
 
 def test_with_skip_a_corrupt_file_is_named_and_the_rest_of_the_files_still_read(tmp_path):
@@ -135,18 +152,10 @@ def test_with_skip_a_corrupt_file_is_named_and_the_rest_of_the_files_still_read(
     assert 0 < read_of_cut < 60
 
     # What was read is exactly the intact files and the cut file's first records.
-    import fastavro
-
     kept: list[bytes] = []
     for name in sorted(files):
-        if name == garbage:
-            continue
-        records = []
-        try:
-            records.extend(r["Body"] for r in fastavro.reader(__import__("io").BytesIO(files[name])))
-        except Exception:
-            pass
-        kept += records[:read_of_cut] if name == cut else records
+        if name != garbage:
+            kept += bodies_of(files[name])[:read_of_cut] if name == cut else bodies_of(files[name])
     assert exported(tmp_path, "sqlite:///capture.sqlite") == file_ingest_export(tmp_path, kept)
 
 

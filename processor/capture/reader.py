@@ -6,8 +6,9 @@ each partition in sequence order. What is read is reported, never passed over si
 
 - an empty file (Capture writes one per idle window unless told not to; a 0-byte one too) is counted;
 - a corrupt file (not Avro, not Capture's `EventData` records, or broken part way) is named with how many of its
-  records were read before the break; `capture.on_corrupt` says whether the run stops there (CaptureCorrupt) or
-  the rest of the file is skipped and the run goes on;
+  records were read before the break; `capture.on_corrupt` says whether the reading ends there (what was read
+  before it still reaches the store; `CaptureReport.stopped` says why, and `raise_if_stopped` raises it as
+  CaptureCorrupt for the command to fail) or the rest of the file is skipped and the run goes on;
 - a gap in a partition's sequence numbers between consecutive files (a file missing, or one cut short at a
   block boundary, which Avro cannot tell from a whole file) is logged and counted;
 - failing to read the folder or the container (OSError, CaptureError) is neither: it stops the run.
@@ -57,6 +58,7 @@ class CaptureReport:
     corrupt: list[str] = field(default_factory=list)  # each: the file, what was wrong, how far it was read
     gaps: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # .avro files the format does not name: not read
+    stopped: str | None = None  # the corrupt file the reading stopped at (capture.on_corrupt = "stop")
     ends: dict[tuple[str, str, str], PartitionEnd] = field(default_factory=dict)  # (namespace, hub, partition)
 
     def summary(self) -> dict[str, int]:
@@ -133,6 +135,8 @@ class CaptureReader:
                     report.ends[key] = PartitionEnd(seq, offset, file.name)
             if self.on_file is not None:
                 self.on_file(file.size)
+            if report.stopped is not None:
+                return
 
     def _records(self, file: CaptureFile) -> Iterator[tuple[int, str, bytes, str | None]]:
         read = 0
@@ -160,12 +164,13 @@ class CaptureReader:
 
     def _corrupt(self, file: CaptureFile, exc: Exception, read: int) -> None:
         what = f"{file.name}: corrupt Capture file ({type(exc).__name__}: {exc}) after {read} records"
-        if self.stop_on_corrupt:
-            raise CaptureCorrupt(
-                f"{what}; stopped there (PROCESSOR_CAPTURE_ON_CORRUPT=skip reads on past it; the projection "
-                "holds what was read before it)"
-            ) from exc
         self.report.corrupt.append(what)
+        if self.stop_on_corrupt:
+            self.report.stopped = (
+                f"{what}; stopped there: the projection holds what was read before it, not what follows "
+                "(PROCESSOR_CAPTURE_ON_CORRUPT=skip reads on past it)"
+            )
+            return
         log.error("%s; the rest of it is skipped (PROCESSOR_CAPTURE_ON_CORRUPT=skip)", what)
 
     def _gap(self, file: CaptureFile, before: PartitionEnd, seq: int) -> None:
@@ -175,6 +180,11 @@ class CaptureReader:
         )
         self.report.gaps.append(what)
         log.warning("%s: their events are not in the projection", what)
+
+    def raise_if_stopped(self) -> None:
+        """CaptureCorrupt when the reading stopped at a corrupt file (after the command wrote what was read)."""
+        if self.report.stopped is not None:
+            raise CaptureCorrupt(self.report.stopped)
 
     def close(self) -> None:
         self.source.close()

@@ -32,6 +32,7 @@ def ingest_capture(args: argparse.Namespace, settings: Settings) -> int:
         try:
             progress.update(0, reader.total_bytes())
             tally = await ingest_messages(reader.messages(), settings, store)
+            reader.raise_if_stopped()
         except CaptureError as exc:
             progress.close()
             print(f"processor: ingest: {exc}", file=sys.stderr)

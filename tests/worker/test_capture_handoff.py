@@ -64,6 +64,8 @@ async def test_a_capture_prefix_then_the_hub_rebuilds_everything_once_and_moves_
     ids = {"fully_qualified_namespace": ns, "eventhub_name": HUB, "consumer_group": "$Default"}
     await live.update_checkpoint({**ids, "partition_id": "0", "offset": "999999999", "sequence_number": 10**6})
     await live.update_checkpoint({**ids, "partition_id": "1", "offset": held["1"][2].offset, "sequence_number": 2})
+    # A live worker still owns partition 3 (a fresh claim): the hand-off warns that it will overwrite the checkpoint.
+    await live.claim_ownership([{**ids, "partition_id": "3", "owner_id": "live-worker", "etag": None}])
 
     env = {
         "PROCESSOR_EVENTHUB_CONNECTION_STRING": settings.eventhub_connection_string,
@@ -75,6 +77,7 @@ async def test_a_capture_prefix_then_the_hub_rebuilds_everything_once_and_moves_
     code, out, err = await run_processor(argv, env, tmp_path)
     assert code == 0, err.decode()
     summary = orjson.loads(out.splitlines()[-1])
+    assert b"partitions 3 of consumer group '$Default' are owned by a running worker" in err
 
     assert await projection(rebuilt) == await oracle(messages, tmp_path)
     # Each message once: Capture's records, then exactly the rest from the hub (none twice in the gap).
