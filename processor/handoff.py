@@ -118,15 +118,9 @@ async def capture_then_hub(
     if unknown:
         raise CaptureError(f"Capture holds partitions {unknown} that event hub {hub!r} does not have ({pids})")
     start = {pid: result.ends.get(pid, (-1, ""))[0] for pid in pids}
-    for pid, p in props.items():
-        begin = p["beginning_sequence_number"]
-        if not p["is_empty"] and begin > start[pid] + 1:
-            gap = (
-                f"partition {pid}: events {start[pid] + 1}..{begin - 1} are neither in Capture nor still in the hub "
-                f"(it begins at {begin}): the projection misses them"
-            )
-            result.gaps.append(gap)
-            log.error("%s", gap)
+    result.gaps = hub_gaps(start, props)
+    for gap in result.gaps:
+        log.error("%s", gap)
     targets = {pid: p["last_enqueued_sequence_number"] for pid, p in props.items() if not p["is_empty"]}
     remaining = {pid: t for pid, t in targets.items() if start[pid] < t}
 
@@ -153,6 +147,21 @@ async def capture_then_hub(
     if result.complete and checkpoint_live:
         result.live = await _move_live_checkpoints(settings, ns, hub, result.ends)
     return result
+
+
+def hub_gaps(start: dict[str, int], props: dict[str, dict[str, Any]]) -> list[str]:
+    """Per partition, the events after `start` (the last one Capture holds, -1 for none) that the hub no longer
+    holds either, from its partition properties (the SDK's `get_partition_properties`)."""
+    gaps = []
+    for pid, p in sorted(props.items()):
+        # The first event the hub still holds; an empty partition holds none after its last enqueued one.
+        begin = p["last_enqueued_sequence_number"] + 1 if p["is_empty"] else p["beginning_sequence_number"]
+        if begin > start[pid] + 1:
+            gaps.append(
+                f"partition {pid}: events {start[pid] + 1}..{begin - 1} are neither in Capture nor still in the hub "
+                f"(it holds from {begin} on): the projection misses them"
+            )
+    return gaps
 
 
 def _until_stopped(messages: Iterator[tuple[str, bytes, str | None]], stopped: Callable[[], bool]) -> Iterator[Any]:

@@ -118,3 +118,28 @@ async def test_events_that_left_the_hub_before_the_rebuild_reached_them_are_repo
     assert b"partition 0: events 10..49 are neither in Capture nor still in the hub" in err
     summary = orjson.loads(out.splitlines()[-1])
     assert summary["handoff_gaps"] == 1 and summary["hub_messages"] == 50
+
+
+def test_a_gap_is_what_neither_capture_nor_the_hub_still_holds():
+    from processor.handoff import hub_gaps
+
+    def part(begin: int, last: int, empty: bool = False) -> dict:
+        return {"beginning_sequence_number": begin, "last_enqueued_sequence_number": last, "is_empty": empty}
+
+    start = {"0": 9, "1": 9, "2": -1, "3": 40, "4": 9, "5": -1}
+    props = {
+        "0": part(10, 99),  # the hub goes on right after Capture
+        "1": part(50, 99),  # retention passed 10..49
+        "2": part(0, -1, empty=True),  # never written to
+        "3": part(60, 59, empty=True),  # emptied by retention after 41..59 were enqueued
+        "4": part(3, 99),  # the hub still holds some of what Capture has: an overlap, harmless
+        "5": part(7, 99),  # no Capture file, the hub begins past 0
+    }
+    assert hub_gaps(start, props) == [
+        "partition 1: events 10..49 are neither in Capture nor still in the hub (it holds from 50 on): "
+        "the projection misses them",
+        "partition 3: events 41..59 are neither in Capture nor still in the hub (it holds from 60 on): "
+        "the projection misses them",
+        "partition 5: events 0..6 are neither in Capture nor still in the hub (it holds from 7 on): "
+        "the projection misses them",
+    ]
