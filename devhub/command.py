@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("serve", help="run a local Event Hubs endpoint (AMQP, loopback)")
-    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"AMQP port (default {DEFAULT_PORT})")
     run.add_argument("--partitions", type=int, default=4, help="partitions per hub (default 4)")
     run.add_argument(
@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="keep partition logs here so they survive a restart")
     run.add_argument("--retention-events", type=int, help="keep at most this many events per partition")
     run.add_argument("--retention-seconds", type=float, help="drop events older than this")
-    run.add_argument("--max-message-size", type=int, default=1024 * 1024)
+    run.add_argument(
+        "--max-message-size", type=int, default=1024 * 1024, help="largest message accepted, bytes (default 1 MiB)"
+    )
     run.add_argument(
         "--admin-port",
         type=int,
@@ -67,8 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_serve)
 
     adm = sub.add_parser("admin", help="inject faults into a running devhub")
-    adm.add_argument("--host", default="127.0.0.1")
-    adm.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT)
+    adm.add_argument("--host", default="127.0.0.1", help="the devhub's address (default 127.0.0.1)")
+    adm.add_argument(
+        "--admin-port",
+        type=int,
+        default=DEFAULT_ADMIN_PORT,
+        help=f"its fault-injection port (default {DEFAULT_ADMIN_PORT})",
+    )
     ops = adm.add_subparsers(dest="admin_op", required=True)
     ops.add_parser("status", help="print every partition's properties")
     ops.add_parser("drop-connections", help="cut every client connection")
@@ -76,16 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     detach.add_argument(
         "--error", default="com.microsoft:server-busy", help="AMQP error condition (default com.microsoft:server-busy)"
     )
-    detach.add_argument("--hub")
-    detach.add_argument("--partition")
+    detach.add_argument("--hub", help="only this hub's links (default: every hub)")
+    detach.add_argument("--partition", help="only this partition's links (default: every partition)")
     for name, text in (
         ("pause", "stop deliveries from a partition"),
         ("resume", "resume a paused partition"),
         ("slow", "deliver at most one batch per --delay seconds"),
     ):
         op = ops.add_parser(name, help=text)
-        op.add_argument("--hub", required=True)
-        op.add_argument("--partition", required=True)
+        op.add_argument("--hub", required=True, help="the event hub")
+        op.add_argument("--partition", required=True, help="the partition id")
         if name == "slow":
             op.add_argument("--delay", type=float, required=True, help="seconds; 0 = back to normal")
     adm.set_defaults(func=cmd_admin)

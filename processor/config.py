@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
@@ -46,6 +47,15 @@ class Settings:
     consumer_group: str = "$Default"
     starting_position: str = "earliest"
     prefetch: int = 300
+    max_batch_size: int = 300
+    # The SDK's own retries of a failed operation (then the worker's, which never give up, take over).
+    eventhub_retry_mode: str = "exponential"
+    eventhub_retry_total: int = 3
+    eventhub_retry_backoff_factor: float = 0.8
+    eventhub_retry_backoff_max: float = 120.0
+    eventhub_transport: str = "amqp"
+    eventhub_proxy: str | None = field(default=None, repr=False)
+    eventhub_custom_endpoint: str | None = None
     load_balancing_interval: float = 10.0
     ownership_expiration: float = 60.0
     checkpoint_url: str | None = "sqlite:///data/checkpoints.sqlite"
@@ -63,6 +73,7 @@ class Settings:
     capture_format: str = "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}"
     capture_on_corrupt: str = "stop"
     capture_connection_string: str | None = field(default=None, repr=False)
+    log_format: str = "text"
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
     catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
 
@@ -214,6 +225,62 @@ def _on_corrupt(v: Any) -> str:
     return text
 
 
+def _count(v: Any) -> int:
+    v = _ascii_number(v)
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number") from None
+    if isinstance(v, float) or n < 0:
+        raise ValueError("expected a whole number >= 0")
+    return n
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        text = _text(v).lower()
+        if text not in choices:
+            raise ValueError("expected " + " or ".join(choices))
+        return text
+
+    return parse
+
+
+def _proxy(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    url = urlsplit(text if "//" in text else "http://" + text)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme != "http" or not url.hostname or port is None:
+        raise ValueError("expected http://[USER:PASSWORD@]HOST:PORT")
+    return text
+
+
+def _endpoint(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    url = urlsplit(text if "//" in text else "sb://" + text)
+    try:
+        valid = url.scheme in ("sb", "amqps", "https", "wss") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid:
+        raise ValueError("expected sb://HOST[:PORT] or https://HOST[:PORT]")
+    return text
+
+
+def _log_format(v: Any) -> str:
+    text = _text(v).lower()
+    if text not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return text
+
+
 # attribute -> (section, key in the TOML file, environment variable, parser)
 _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "store_url": ("store", "url", "PROCESSOR_STORE_URL", _store_url),
@@ -236,6 +303,34 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "consumer_group": ("eventhub", "consumer_group", "PROCESSOR_CONSUMER_GROUP", _text),
     "starting_position": ("eventhub", "starting_position", "PROCESSOR_STARTING_POSITION", _starting_position),
     "prefetch": ("eventhub", "prefetch", "PROCESSOR_PREFETCH", _positive_int),
+    "max_batch_size": ("eventhub", "max_batch_size", "PROCESSOR_MAX_BATCH_SIZE", _positive_int),
+    "eventhub_retry_mode": (
+        "eventhub",
+        "retry_mode",
+        "PROCESSOR_EVENTHUB_RETRY_MODE",
+        _one_of("exponential", "fixed"),
+    ),
+    "eventhub_retry_total": ("eventhub", "retry_total", "PROCESSOR_EVENTHUB_RETRY_TOTAL", _count),
+    "eventhub_retry_backoff_factor": (
+        "eventhub",
+        "retry_backoff_factor",
+        "PROCESSOR_EVENTHUB_RETRY_BACKOFF_FACTOR",
+        _seconds,
+    ),
+    "eventhub_retry_backoff_max": (
+        "eventhub",
+        "retry_backoff_max",
+        "PROCESSOR_EVENTHUB_RETRY_BACKOFF_MAX",
+        _positive_seconds,
+    ),
+    "eventhub_transport": ("eventhub", "transport", "PROCESSOR_EVENTHUB_TRANSPORT", _one_of("amqp", "websockets")),
+    "eventhub_proxy": ("eventhub", "proxy", "PROCESSOR_EVENTHUB_PROXY", _proxy),
+    "eventhub_custom_endpoint": (
+        "eventhub",
+        "custom_endpoint_address",
+        "PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS",
+        _endpoint,
+    ),
     "load_balancing_interval": (
         "eventhub",
         "load_balancing_interval",
@@ -273,11 +368,13 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
         "PROCESSOR_CAPTURE_CONNECTION_STRING",
         _optional_text,
     ),
+    "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
 }
 
 
 # The command-line flags that override a setting, as the commands spell them (an error names what was typed).
 _FLAGS = {"store_url": "--store", "http_address": "--address", "starting_position": "--from"}
+_FLAGS["log_level"] = "--log-level"
 
 
 def env_names() -> list[str]:
@@ -318,22 +415,36 @@ def _config_file(env: Mapping[str, str], path: str | Path | None) -> Path:
     return file
 
 
-def load_log_level(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> str:
-    """The log level alone (file, then variable), for the command line to set logging up before a command
-    reads the other settings: their warnings and errors go through the log."""
+def load_log_level(
+    env: Mapping[str, str] | None = None, path: str | Path | None = None, flag: str | None = None
+) -> str:
+    """The log level alone (file, then variable, then `flag`: --log-level), for the command line to set logging up
+    before a command reads the other settings: their warnings and errors go through the log."""
+    if flag is not None:
+        return str(_parse("--log-level", _log_level, flag))
+    return _early_log_setting("log_level", env, path)
+
+
+def load_log_format(env: Mapping[str, str] | None = None, path: str | Path | None = None) -> str:
+    """The log format alone (text or json), read early like the level."""
+    return _early_log_setting("log_format", env, path)
+
+
+def _early_log_setting(attr: str, env: Mapping[str, str] | None, path: str | Path | None) -> str:
     env = os.environ if env is None else env
-    level = Settings.log_level
+    section_name, key, var, parse = _FIELDS[attr]
+    value: str = getattr(Settings, attr)
     file = _config_file(env, path)
     if file.is_file():
         try:
-            section = tomllib.loads(file.read_text("utf-8")).get("log", {})
+            section = tomllib.loads(file.read_text("utf-8")).get(section_name, {})
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read: {exc}") from None
-        if isinstance(section, dict) and "level" in section:
-            level = _parse(f"{file} [log] level", _log_level, section["level"])
-    if "PROCESSOR_LOG_LEVEL" in env:
-        level = _parse("PROCESSOR_LOG_LEVEL", _log_level, env["PROCESSOR_LOG_LEVEL"])
-    return level
+        if isinstance(section, dict) and key in section:
+            value = _parse(f"{file} [{section_name}] {key}", parse, section[key])
+    if var in env:
+        value = _parse(var, parse, env[var])
+    return value
 
 
 _warned_any_source = False
@@ -380,6 +491,7 @@ def build_catalog(
 # Their values may hold passwords or keys: an error names the setting and what was expected, not the value.
 _SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
 _SECRET |= {"capture_connection_string"}
+_SECRET |= {"eventhub_proxy"}  # http://USER:PASSWORD@HOST:PORT
 
 
 def _parse(name: str, parse: Callable[[Any], Any], raw: Any, secret: bool = False) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from processor.admission import make_intake
@@ -18,7 +18,9 @@ from processor.core.cache import StateCache
 from processor.core.intake import Intake
 from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
-from processor.projector import fold_storable
+from processor.core.namespace import Effect
+from processor.namespace_fold import fold_namespace, is_storage
+from processor.projector import fold_storable, keys_beneath
 from processor.stores.base import ProjectionStore, StoreError, utc_now
 
 # Events folded per round: one store load for the objects of a round that the cache does not hold, and an
@@ -93,6 +95,22 @@ async def ingest_messages(
     return streaming.tally
 
 
+class _CachedRows:
+    """The rows a namespace fold reads during file ingest: the cache's (loading what it lacks)."""
+
+    def __init__(self, streaming: _Streaming):
+        self.streaming = streaming
+
+    async def rows(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
+        cache = self.streaming.cache
+        await self.streaming.load_into_cache(keys)
+        return {k: row for k in keys if (row := cache.row(k)) is not None}
+
+    async def beneath(self, source: str, directory: str) -> list[ObjectKey]:
+        stored = await keys_beneath(self.streaming.store, source, directory)
+        return sorted({*stored, *self.streaming.cache.keys_beneath(source, directory + "/")})
+
+
 class _Streaming:
     """Events in batches -> cached rows -> store writes when the cache is full and at the end."""
 
@@ -134,7 +152,18 @@ class _Streaming:
         missing = cache.missing(batch)
         if missing:
             cache.add_loaded(missing, await self.store.load(missing))
+        storage = {k: v for k, v in batch.items() if is_storage(v[0].reducer)}
+        if storage:
+            # Renames and directory operations reach objects beyond their own, through the cache.
+            folds = await fold_namespace(storage, _CachedRows(self), now, self._fold_with_effects)
+            for key, result in folds.items():
+                events = storage.get(key, [])
+                cache.apply(key, result, max((ev.size for ev in events), default=0))
+                for outcome, etype in result.outcomes:
+                    tally.add(outcome, etype)
         for key, events in batch.items():
+            if key in storage:
+                continue
             result = cache.fold(key, events, now, refold=self._fold_storable)
             for outcome, etype in result.outcomes:
                 tally.add(outcome, etype)
@@ -145,6 +174,13 @@ class _Streaming:
     def _fold_storable(self, events: list[Admitted], current: Row | None, now: str):
         result, bad = fold_storable(events, current, now)
         self._dead.extend(bad)
+        return result
+
+    def _fold_with_effects(self, events: list[Admitted], current: Row | None, now: str, effects: Sequence[Effect]):
+        # A namespace fold refolds an object each time it learns a new effect: keep only the last fold's dead
+        # letters (each fold starts from the same cached row).
+        result, bad = fold_storable(events, current, now, effects)
+        self._dead.extend(b for b in bad if b not in self._dead)
         return result
 
     async def _write(self) -> None:
@@ -161,7 +197,25 @@ class _Streaming:
             if not conflicts:
                 return
             cache.rebase(await self.store.load(list(conflicts)), self._reducer_of, utc_now())
+            storage = {w.row.key for w in writes if is_storage(self._reducer_of(w.row))}
+            if storage:
+                await self._respread(storage)
         raise StoreError(f"compare-and-set kept failing for {cache.dirty} objects after {MAX_REBASES} rounds")
+
+    async def _respread(self, written: set[ObjectKey]) -> None:
+        """Another writer committed beneath a container this flush wrote in: recompute the effects of what
+        this flush wrote against the rows as they stand now (clean cached storage rows are reloaded)."""
+        cache = self.cache
+        cache.drop_clean(lambda row: is_storage(self._reducer_of(row)))
+        reducer = self.intake.reducers["blob"]
+        folds = await fold_namespace({}, _CachedRows(self), utc_now(), self._fold_with_effects, reducer, written)
+        for key, result in folds.items():
+            cache.apply(key, result, 0)
+
+    async def load_into_cache(self, keys: Collection[ObjectKey]) -> None:
+        missing = self.cache.missing(keys)
+        if missing:
+            self.cache.add_loaded(missing, await self.store.load(missing))
 
     def _reducer_of(self, row: Row) -> MergeReducer:
         entry = self.intake.catalog.by_type.get(row.event_type)

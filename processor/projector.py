@@ -5,14 +5,16 @@ This is the seam between the pure core and the stores, shared by file ingest and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 import orjson
 
 from processor.core.fold import ObjectFold, fold_object
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
+from processor.core.namespace import Effect
 from processor.core.reorder import Released
-from processor.stores.base import ProjectionStore, StoreError, utc_now
+from processor.namespace_fold import fold_namespace, is_storage
+from processor.stores.base import ProjectionStore, Query, StoreError, utc_now
 
 MAX_ROUNDS = 100
 
@@ -33,35 +35,93 @@ class Projector:
             return
         now = self.clock()
         counted: list[tuple[str, str]] = []
+        done: set[ObjectKey] = set()
+        storage = {k: v for k, v in todo.items() if is_storage(v[0].reducer)}
+        # Objects a namespace fold wrote in an earlier round: when it is redone (another writer won the
+        # compare-and-set on a container), their effects are recomputed against what that writer wrote.
+        spread: set[ObjectKey] = set()
         for _ in range(MAX_ROUNDS):
             rows = await self.store.load(list(todo))
             folds: dict[ObjectKey, ObjectFold] = {}
+            bad_ones: list[DeadLetter] = []
+            if any(k in storage for k in todo):
+                source = StoreRows(self.store, rows)
+                folds = await fold_namespace(storage, source, now, _collecting(bad_ones), seed=spread)
+                spread |= {k for k, f in folds.items() if f.write is not None}
             for key, events in todo.items():
-                folds[key], bad = fold_storable(events, rows.get(key), now)
-                if bad:
-                    dead_letters = [*dead_letters, *bad]
+                if key not in folds:
+                    folds[key], bad = fold_storable(events, rows.get(key), now)
+                    bad_ones += bad
             writes = [f.write for f in folds.values() if f.write is not None]
-            conflicts = await self.store.commit(writes, dead_letters)
+            conflicts = await self.store.commit(writes, [*dead_letters, *bad_ones])
             dead_letters = []
             for key, f in folds.items():
-                if key not in conflicts:
+                if key not in conflicts and key not in done:
                     counted.extend(f.outcomes)
+                    done.add(key)
             if not conflicts:
                 for outcome, etype in counted:
                     self.tally.add(outcome, etype)
                 return
-            todo = {k: todo[k] for k in conflicts}
+            todo = {k: todo[k] for k in conflicts if k in todo}
+            if any(k not in todo or k in storage for k in conflicts):
+                # Storage events reach other objects (renames, directories): all of the batch's are redone
+                # together, their effects recomputed from the rows as they stand now.
+                todo = {**todo, **storage}
         raise StoreError(f"compare-and-set kept failing for {len(todo)} objects after {MAX_ROUNDS} rounds")
 
 
-def fold_storable(events: list[Admitted], current: Row | None, now: str) -> tuple[ObjectFold, list[DeadLetter]]:
+class StoreRows:
+    """The rows a namespace fold reads, from the store (and those the caller loaded already)."""
+
+    def __init__(self, store: ProjectionStore, loaded: dict[ObjectKey, Row]):
+        self.store = store
+        self.loaded = loaded
+
+    async def rows(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
+        missing = [k for k in keys if k not in self.loaded]
+        found = {k: self.loaded[k] for k in keys if k in self.loaded}
+        if missing:
+            found.update(await self.store.load(missing))
+        return found
+
+    async def beneath(self, source: str, directory: str) -> list[ObjectKey]:
+        return await keys_beneath(self.store, source, directory)
+
+
+async def keys_beneath(store: ProjectionStore, source: str, directory: str, page: int = 1000) -> list[ObjectKey]:
+    """The stored objects beneath a directory: a range of the primary key (source, object), page by page."""
+    out: list[ObjectKey] = []
+    after: ObjectKey | None = None
+    while True:
+        rows = await store.query(Query(source=source, prefix=directory + "/", after=after, limit=page))
+        out += [r.key for r in rows]
+        if len(rows) < page:
+            return out
+        after = rows[-1].key
+
+
+def _collecting(
+    bad_ones: list[DeadLetter],
+) -> Callable[[list[Admitted], Row | None, str, Sequence[Effect]], ObjectFold]:
+    def refold(events: list[Admitted], current: Row | None, now: str, effects: Sequence[Effect]) -> ObjectFold:
+        fold, bad = fold_storable(events, current, now, effects)
+        bad_ones.extend(b for b in bad if b not in bad_ones)
+        return fold
+
+    return refold
+
+
+def fold_storable(
+    events: list[Admitted], current: Row | None, now: str, effects: Sequence[Effect] = ()
+) -> tuple[ObjectFold, list[DeadLetter]]:
     """The fold of one object's events, and none of its dead letters; or, rarely, when an event made the
     state unstorable, the fold without such events, which become dead letters instead of failing the batch
     (and the next, forever)."""
-    fold = fold_object(events, current, now)
+    fold = fold_object(events, current, now, effects)
     if fold.write is None or storable(fold.write.row.state):
         return fold, []
-    return fold_skipping_unstorable(events, current, now)
+    return fold_skipping_unstorable(events, current, now, effects)
 
 
 def storable(state: dict) -> bool:
@@ -74,14 +134,14 @@ def storable(state: dict) -> bool:
 
 
 def fold_skipping_unstorable(
-    events: list[Admitted], current: Row | None, now: str
+    events: list[Admitted], current: Row | None, now: str, effects: Sequence[Effect] = ()
 ) -> tuple[ObjectFold, list[DeadLetter]]:
     """Fold event by event, leaving out (as dead letters) each event after which the state cannot be stored."""
     kept: list[Admitted] = []
     bad: list[DeadLetter] = []
-    fold = fold_object([], current, now)
+    fold = fold_object([], current, now, effects)
     for ev in events:
-        trial = fold_object([*kept, ev], current, now)
+        trial = fold_object([*kept, ev], current, now, effects)
         if trial.write is not None and not storable(trial.write.row.state):
             body = ev.event.body if isinstance(ev.event.body, bytes) else b""
             bad.append(

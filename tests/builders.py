@@ -103,3 +103,66 @@ def blob_event(path: str, sequencer: str, created: bool = True, etag: str | None
         data["eTag"] = etag
     etype = "Microsoft.Storage.BlobCreated" if created else "Microsoft.Storage.BlobDeleted"
     return eg(etype, f"/blobServices/default/containers/c/blobs/{path}", data, topic=STORAGE, **kw)
+
+
+# Storage events shaped as Microsoft's samples of "Azure Blob Storage as an Event Grid source" show them (ADLS
+# Gen2 / SFTP variants included): diagnostics and request ids are there because Azure sends them.
+ACCOUNT_URL = "https://acct1.dfs.core.windows.net"
+_DIAG = {"batchId": "b3a1e0b4-0000-4000-8000-000000000000"}
+
+
+def storage_subject(path: str, container: str = "c") -> str:
+    return f"/blobServices/default/containers/{container}/blobs/{path}"
+
+
+def storage_event(etype: str, path: str, data: dict[str, Any], time: str, seq: str, cloud: bool = False, **kw: Any):
+    data = {
+        "clientRequestId": "8a1b2c3d-0000-4000-8000-000000000000",
+        "requestId": "1f2e3d4c-001e-0000-0000-000000000000",
+        **data,
+        "sequencer": seq,
+        "identity": "$superuser",
+        "storageDiagnostics": _DIAG,
+    }
+    make = ce if cloud else eg
+    key = "source" if cloud else "topic"
+    return make(f"Microsoft.Storage.{etype}", storage_subject(path), data, time, **{key: STORAGE}, **kw)
+
+
+def hns_created(path: str, time: str, seq: str, length: int = 10, etag: str = "0x8D0000000000001", **kw: Any):
+    data = {
+        "api": "CreateFile",
+        "eTag": etag,
+        "contentType": "text/plain",
+        "contentLength": length,
+        "contentOffset": 0,
+        "blobType": "BlockBlob",
+        "url": f"{ACCOUNT_URL}/c/{path}",
+    }
+    return storage_event("BlobCreated", path, data, time, seq, **kw)
+
+
+def hns_deleted(path: str, time: str, seq: str, **kw: Any):
+    data = {"api": "DeleteFile", "contentType": "text/plain", "blobType": "BlockBlob", "url": f"{ACCOUNT_URL}/c/{path}"}
+    return storage_event("BlobDeleted", path, data, time, seq, **kw)
+
+
+def hns_renamed(source: str, destination: str, time: str, seq: str, directory: bool = False, **kw: Any):
+    data = {
+        "api": "RenameDirectory" if directory else "RenameFile",
+        "sourceUrl": f"{ACCOUNT_URL}/c/{source}",
+        "destinationUrl": f"{ACCOUNT_URL}/c/{destination}",
+    }
+    etype = "DirectoryRenamed" if directory else "BlobRenamed"
+    return storage_event(etype, destination, data, time, seq, **kw)
+
+
+def hns_dir_created(path: str, time: str, seq: str, **kw: Any):
+    return storage_event(
+        "DirectoryCreated", path, {"api": "CreateDirectory", "url": f"{ACCOUNT_URL}/c/{path}"}, time, seq, **kw
+    )
+
+
+def hns_dir_deleted(path: str, time: str, seq: str, recursive: bool = True, **kw: Any):
+    data = {"api": "DeleteDirectory", "url": f"{ACCOUNT_URL}/c/{path}", "recursive": "true" if recursive else "false"}
+    return storage_event("DirectoryDeleted", path, data, time, seq, **kw)

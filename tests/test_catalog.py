@@ -100,7 +100,7 @@ def test_sources_compare_case_insensitively_and_others_are_rejected_and_counted(
 
 
 def test_unknown_types_are_ignored_and_counted_not_dead_lettered():
-    admitted, dead, tally = admit(eg("Microsoft.Storage.BlobTierChanged", "s", {}), eg("Some.Other", None, None))
+    admitted, dead, tally = admit(eg("Microsoft.Storage.SomethingNew", "s", {}), eg("Some.Other", None, None))
     assert admitted == [] and dead == []
     assert tally.count("ignored") == 2
 

@@ -167,6 +167,8 @@ def test_the_log_level_of_the_config_file_applies_and_the_variable_wins_over_it(
     [
         ({"PROCESSOR_LOG_LEVEL": "chatty"}, None, "PROCESSOR_LOG_LEVEL"),
         ({}, '[log]\nlevel = "loud"\n', "[log] level"),
+        ({"PROCESSOR_LOG_FORMAT": "xml"}, None, "PROCESSOR_LOG_FORMAT"),
+        ({}, '[log]\nformat = "yaml"\n', "[log] format"),
     ],
 )
 def test_a_bad_log_level_stops_with_exit_2_and_one_line_naming_it(workdir, env, file, named):

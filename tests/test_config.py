@@ -33,6 +33,17 @@ def test_environment_overrides_the_file(tmp_path):
         ({"PROCESSOR_HTTP_ADDRESS": "8080"}, "PROCESSOR_HTTP_ADDRESS"),
         ({"PROCESSOR_LOG_LEVEL": "chatty"}, "PROCESSOR_LOG_LEVEL"),
         ({"PROCESSOR_CHECKPOINT_URL": "redis://x"}, "PROCESSOR_CHECKPOINT_URL"),
+        ({"PROCESSOR_LOG_FORMAT": "xml"}, "PROCESSOR_LOG_FORMAT"),
+        ({"PROCESSOR_MAX_BATCH_SIZE": "0"}, "PROCESSOR_MAX_BATCH_SIZE"),
+        ({"PROCESSOR_EVENTHUB_RETRY_MODE": "linear"}, "PROCESSOR_EVENTHUB_RETRY_MODE"),
+        ({"PROCESSOR_EVENTHUB_RETRY_TOTAL": "-1"}, "PROCESSOR_EVENTHUB_RETRY_TOTAL"),
+        ({"PROCESSOR_EVENTHUB_RETRY_BACKOFF_FACTOR": "soon"}, "PROCESSOR_EVENTHUB_RETRY_BACKOFF_FACTOR"),
+        ({"PROCESSOR_EVENTHUB_RETRY_BACKOFF_MAX": "0"}, "PROCESSOR_EVENTHUB_RETRY_BACKOFF_MAX"),
+        ({"PROCESSOR_EVENTHUB_TRANSPORT": "udp"}, "PROCESSOR_EVENTHUB_TRANSPORT"),
+        ({"PROCESSOR_EVENTHUB_PROXY": "socks5://proxy:1080"}, "PROCESSOR_EVENTHUB_PROXY"),
+        ({"PROCESSOR_EVENTHUB_PROXY": "http://proxy"}, "PROCESSOR_EVENTHUB_PROXY"),
+        ({"PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS": "ftp://gw:21"}, "PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS"),
+        ({"PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS": "sb://gw:port"}, "PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS"),
         (
             {"PROCESSOR_EVENTHUB_CONNECTION_STRING": "Endpoint=sb://a/", "PROCESSOR_EVENTHUB_NAMESPACE": "b"},
             "PROCESSOR_EVENTHUB_NAMESPACE",
@@ -63,3 +74,15 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
 def test_numbers_and_times_in_settings_take_ascii_digits_only(env, named):
     with pytest.raises(ConfigError, match=named):
         load_settings(env=env, path=ROOT / "config" / "processor.toml")
+
+
+def test_a_proxy_password_is_never_echoed():
+    with pytest.raises(ConfigError, match="PROCESSOR_EVENTHUB_PROXY") as caught:
+        load_settings(
+            env={"PROCESSOR_EVENTHUB_PROXY": "ftp://user:hunter2@proxy:21"}, path=ROOT / "config" / "processor.toml"
+        )
+    assert "hunter2" not in str(caught.value)
+    settings = load_settings(
+        env={"PROCESSOR_EVENTHUB_PROXY": "http://user:hunter2@proxy:3128"}, path=ROOT / "config" / "processor.toml"
+    )
+    assert settings.eventhub_proxy and "hunter2" not in repr(settings)

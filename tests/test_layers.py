@@ -23,6 +23,7 @@ LAYERS = {
     "processor.hub": 2,
     "processor.capture": 2,  # Event Hubs Capture files: an adapter, as hub is
     "processor.projector": 2,
+    "processor.namespace_fold": 2,
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,

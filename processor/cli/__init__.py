@@ -25,15 +25,54 @@ def build_parser() -> argparse.ArgumentParser:
         "endpoint, drift monitor, blob). Settings: config/processor.toml and PROCESSOR_* variables.",
         epilog="Start with `./dev run` in a clone (the demo: no Azure needed), then `processor run`.",
     )
-    parser.add_argument("--config", help="TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}", help="print the version")
+    add_global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # The commands' modules import settings, stores and adapters: after the signal handlers, not before.
-    from processor.cli import projection, serve, worker
+    from processor.cli import completion, projection, serve, worker
 
-    for module in (projection, worker, serve):
+    for module in (projection, worker, serve, completion):
         module.register(sub)
+    for command in sub.choices.values():
+        add_global_options(command)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("processor")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from processor import __version__
+
+        return __version__
+
+
+# Options every command takes, before or after its name: `processor --config f.toml run` and `processor run
+# --config f.toml` mean the same. (dest, flags, metavar, help)
+GLOBAL_OPTIONS = (
+    ("config", ("--config",), "FILE", "TOML settings file (default: $PROCESSOR_CONFIG, else config/processor.toml)"),
+    ("store", ("--store",), "URL", "projection store URL (overrides PROCESSOR_STORE_URL)"),
+    ("log_level", ("--log-level",), "LEVEL", "DEBUG, INFO, WARNING or ERROR (overrides PROCESSOR_LOG_LEVEL)"),
+)
+
+
+def add_global_options(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """Add the global options to `parser`, or make its own of the same name global. Their default is SUPPRESS
+    below the top: a subcommand's parser writes its defaults over what the top parser read, and would otherwise
+    undo `processor --store URL export`; the top parser's defaults (None) stand when neither gives one."""
+    defaults: dict[str, None] = {}
+    for dest, flags, metavar, help_text in GLOBAL_OPTIONS:
+        existing = [a for a in parser._actions if a.dest == dest]  # argparse has no public lookup
+        if existing:
+            existing[0].default = argparse.SUPPRESS
+        else:
+            parser.add_argument(*flags, dest=dest, metavar=metavar, help=help_text, default=argparse.SUPPRESS)
+        defaults[dest] = None
+    if top:
+        parser.set_defaults(**defaults)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +86,7 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
     # First of all, before the imports below and the parsing: a SIGTERM in the first instants of `processor run`
     # must stop it gracefully (exit 0), not kill it (143). Commands that do not stop gracefully give it back.
     runtime.install_stop_signals()
-    from processor.config import ConfigError, load_log_level
+    from processor.config import ConfigError, load_log_format, load_log_level
     from processor.stores.base import StoreError
 
     parser = build()
@@ -56,7 +95,10 @@ def run_command_line(build: Callable[[], argparse.ArgumentParser], argv: list[st
     if not getattr(args, "stops_gracefully", False):
         runtime.restore_signals()
     try:
-        runtime.configure_logging(load_log_level(path=args.config))
+        config = getattr(args, "config", None)
+        runtime.configure_logging(
+            load_log_level(path=config, flag=getattr(args, "log_level", None)), load_log_format(path=config)
+        )
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # `processor export | head`: the reader has what it wanted.

@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from processor.cli.output import write_summary
 from processor.config import Settings
 
 
@@ -41,22 +42,13 @@ def ingest_capture(args: argparse.Namespace, settings: Settings) -> int:
             progress.close()
             await store.close()
             reader.close()
-        _summary({**tally.summary(), **reader.report.summary()}, args.json)
+        write_summary({**tally.summary(), **reader.report.summary()}, args)
         return 0
 
     return asyncio.run(main())
 
 
-def _summary(summary: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        import orjson
-
-        sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
-    else:
-        print("  ".join(f"{k.replace('_', '-')} {v}" for k, v in summary.items()))
-
-
-def replay_capture(args: argparse.Namespace) -> int:
+def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
     """`processor replay --from capture:PATH`: Capture, then the hub from where Capture ended (processor/handoff.py);
     with --checkpoint-live, the live consumer group's checkpoints move to where the rebuild stopped."""
     import asyncio
@@ -67,7 +59,7 @@ def replay_capture(args: argparse.Namespace) -> int:
     from azure.eventhub.exceptions import EventHubError
 
     from processor.capture import CaptureError
-    from processor.config import load_settings, warn_if_any_source
+    from processor.config import warn_if_any_source
     from processor.handoff import Stopped, capture_then_hub
     from processor.hub.clients import hub_problem
     from processor.runtime import stop_on_signal
@@ -75,7 +67,6 @@ def replay_capture(args: argparse.Namespace) -> int:
     from processor.worker.missing import HubNotFound
 
     path = args.from_.removeprefix("capture:")
-    settings = load_settings(path=args.config, store_url=args.store)
     warn_if_any_source(settings)
 
     async def main() -> int:
@@ -129,7 +120,10 @@ def replay_capture(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 128 + received
-        _summary(result.summary(), as_json=True)
+        summary = result.summary()
+        if not getattr(args, "json", False):  # the closing `key value` line: the counts; the rest was logged
+            summary = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+        write_summary(summary, args)
         if result.gaps:
             print(f"processor: replay: {len(result.gaps)} partitions miss events (see above)", file=sys.stderr)
             return 1

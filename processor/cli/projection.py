@@ -14,19 +14,13 @@ if TYPE_CHECKING:
 def _settings(args: argparse.Namespace) -> Settings:
     from processor.config import load_settings
 
-    return load_settings(path=args.config, store_url=getattr(args, "store", None))
+    return load_settings(path=args.config, store_url=args.store, log_level=args.log_level)
 
 
 def _run(work: Coroutine[Any, Any, int]) -> int:
     import asyncio
 
     return asyncio.run(work)
-
-
-def _out(data: Any) -> None:
-    import orjson
-
-    sys.stdout.buffer.write(orjson.dumps(data) + b"\n")
 
 
 async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
@@ -56,6 +50,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return ingest_capture(args, settings)
 
     async def work(store: Any) -> int:
+        from processor.cli.output import write_summary
         from processor.cli.progress import Progress
 
         progress = Progress("ingest")
@@ -63,23 +58,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             tally = await ingest(progress.counted(read_lines(args.paths)), settings, store)
         finally:
             progress.close()
-        summary = tally.summary()
-        if args.json:
-            _out(summary)
-        else:
-            print("  ".join(f"{k.replace('_', '-')} {v}" for k, v in summary.items()))
+        write_summary(tally.summary(), args)
         return 0
 
     return _run(_with_store(settings, work))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from processor.cli.output import SIZING_ROWS, Table, wants_json
+
+    as_json = wants_json(args)
+
     async def work(store: Any) -> int:
         import orjson
 
+        # Written as the rows come: an export of millions never sits in memory (a table waits for its first rows,
+        # which set the column widths).
         write = sys.stdout.buffer.write
+        first: list[dict[str, Any]] = []
+        table: Table | None = None
         async for row in store.export():
-            write(orjson.dumps(row.to_json()) + b"\n")
+            if as_json:
+                write(orjson.dumps(row.to_json()) + b"\n")
+            elif table is not None:
+                sys.stdout.write(table.row(row.to_json()))
+            else:
+                first.append(row.to_json())
+                if len(first) == SIZING_ROWS:
+                    table = Table(ROW_COLUMNS, first)
+                    sys.stdout.writelines(table.lines)
+        if not as_json and table is None:
+            sys.stdout.writelines(Table(ROW_COLUMNS, first).lines)
+        sys.stdout.flush()
         return 0
 
     return _run(_with_store(_settings(args), work))
@@ -100,12 +110,16 @@ def cmd_show(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        from processor.cli.output import write_records
+
+        shown_rows = []
         for row in rows:
             shown = row.to_json()
             entry = catalog.entry(row.event_type)
             if entry is not None:
                 shown["sequencer"] = shown_sequencer(row.sequencer, entry.order)
-            _out(shown)
+            shown_rows.append(shown)
+        write_records(shown_rows, args, ROW_COLUMNS)
         return 0
 
     return _run(_with_store(settings, work))
@@ -137,9 +151,10 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit: expected a whole number >= 1, got {args.limit}")
 
     async def work(store: Any) -> int:
+        from processor.cli.output import write_records
+
         letters = await store.dead_letters(limit=args.limit + 1, after_id=args.after)
-        for letter in letters[: args.limit]:
-            _out(letter)
+        write_records(letters[: args.limit], args, DEAD_LETTER_COLUMNS)
         if len(letters) > args.limit:
             sys.stdout.flush()
             print(
@@ -152,12 +167,38 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     return _run(_with_store(_settings(args), work))
 
 
+def _columns() -> tuple[list[Any], list[Any]]:
+    from processor.cli.output import Column, tail
+
+    rows = [
+        Column("object", lambda r: r["object"], 60),
+        Column("source", lambda r: tail(r["source"], 2), 30),
+        Column("type", lambda r: tail(r["event_type"], 1, "."), 24),
+        Column("sequencer", lambda r: r["sequencer"], 32),
+        Column("updated", lambda r: r["updated_at"], 27),
+        Column("state", lambda r: r["state"], 60),
+    ]
+    letters = [
+        Column("id", lambda d: d["id"], 12),
+        Column("received", lambda d: d["received_at"], 27),
+        Column("origin", lambda d: d["origin"], 30),
+        Column("reason", lambda d: d["reason"], 60),
+        Column("body", lambda d: d["body"], 60),
+    ]
+    return rows, letters
+
+
+ROW_COLUMNS, DEAD_LETTER_COLUMNS = _columns()
+
+
 def register(sub: Any) -> None:
+    from processor.cli.output import add_output_options
+
     def store_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
 
     p = sub.add_parser("ingest", help="project message bodies from files, one per line ('-' = stdin)")
-    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="a file of message bodies, one per line ('-' = stdin)")
     p.add_argument(
         "--capture",
         metavar="PATH",
@@ -168,17 +209,19 @@ def register(sub: Any) -> None:
     store_option(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("export", help="the projection as JSON Lines, sorted by (source, object)")
+    p = sub.add_parser("export", help="the projection, sorted by (source, object)")
+    add_output_options(p)
     store_option(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("show", help="one object's row")
-    p.add_argument("object")
+    p = sub.add_parser("show", help="one object's row, per source that has it")
+    p.add_argument("object", help="the object's name, e.g. runs/RUN_ID or models/NAME")
     p.add_argument("--source", help="the source (resource id) when several have this object")
+    add_output_options(p)
     store_option(p)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("deadletters", help="the dead letters as JSON Lines")
+    p = sub.add_parser("deadletters", help="the dead letters with their reasons and (escaped) bodies, oldest first")
     p.add_argument(
         "--limit",
         type=int,
@@ -186,5 +229,6 @@ def register(sub: Any) -> None:
         help="at most this many (default 1000); when more follow, the command says so and names the next --after",
     )
     p.add_argument("--after", type=int, default=None, help="only those with an id above this")
+    add_output_options(p)
     store_option(p)
     p.set_defaults(func=cmd_deadletters)

@@ -18,7 +18,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from processor.runtime import stop_on_signal
     from processor.stores.registry import open_store
 
-    settings = load_settings(path=args.config, store_url=args.store, http_address=args.address)
+    settings = load_settings(
+        path=args.config, store_url=args.store, http_address=args.address, log_level=args.log_level
+    )
 
     async def main() -> int:
         stop = asyncio.Event()

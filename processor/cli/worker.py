@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from processor.cli.output import wants_json, write_summary
 from processor.config import Settings, load_settings, warn_if_any_source
 from processor.runtime import stop_on_signal
 
@@ -21,14 +22,14 @@ log = logging.getLogger("processor")
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    return load_settings(path=getattr(args, "config", None), store_url=getattr(args, "store", None), **overrides)
+    return load_settings(path=args.config, store_url=args.store, log_level=args.log_level, **overrides)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from processor.worker.app import WorkerOptions, run_worker
     from processor.worker.missing import HubNotFound
 
-    settings = _settings(args)
+    settings = _settings(args, starting_position=args.from_, consumer_group=args.consumer_group)
     warn_if_any_source(settings)
 
     async def main() -> int:
@@ -68,7 +69,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.from_.startswith("capture:"):
         from processor.cli.capture import replay_capture
 
-        return replay_capture(args)
+        return replay_capture(args, _settings(args))
     if args.checkpoint_live:
         from processor.config import ConfigError
 
@@ -169,7 +170,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 128 + received
-            _out(worker.tally.summary())
+            write_summary(worker.tally.summary(), args)
             return 0
         finally:
             await store.close()
@@ -213,7 +214,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         async with producer_client(settings) as producer:
             sent = await publish(producer, messages, rate=args.rate, by_subject=args.partition_key, stop=stop)
         elapsed = time.monotonic() - started
-        _out({"sent": sent, "seconds": round(elapsed, 3), "per_second": round(sent / elapsed if elapsed else 0, 1)})
+        summary = {"sent": sent, "seconds": round(elapsed, 3), "per_second": round(sent / elapsed if elapsed else 0, 1)}
+        write_summary(summary, args)
         return 0
 
     return asyncio.run(main())
@@ -245,8 +247,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         finally:
             if checkpoints is not None:
                 await close_checkpoint_store(checkpoints)
-        if args.json:
-            _out(rows)
+        if wants_json(args):
+            for row in rows:
+                _out(row)
             return 0
         print(f"{'partition':>9}  {'owner':<36}  {'checkpoint':>10}  {'last enqueued':>13}  {'lag':>8}  note")
         for r in rows:
@@ -273,11 +276,23 @@ def _out(data: Any) -> None:
 
 
 def register(sub: Any) -> None:
+    from processor.cli.output import add_output_options
+
     def store_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
 
+    def summary_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print the closing summary as JSON")
+
     p = sub.add_parser("run", help="the long-lived worker: consume the hub, keep the projection, serve HTTP")
     p.add_argument("--no-http", action="store_true", help="do not start the HTTP server")
+    p.add_argument("--consumer-group", help="the consumer group (overrides PROCESSOR_CONSUMER_GROUP)")
+    p.add_argument(
+        "--from",
+        dest="from_",
+        metavar="earliest|latest|TIME",
+        help="where a partition without a checkpoint starts (overrides PROCESSOR_STARTING_POSITION)",
+    )
     store_option(p)
     p.set_defaults(func=cmd_run, stops_gracefully=True)
 
@@ -304,23 +319,25 @@ def register(sub: Any) -> None:
         help="with capture:PATH, at the end move the live consumer group's checkpoints (PROCESSOR_CONSUMER_GROUP) "
         "to where the rebuild stopped; a live checkpoint already there or past it is kept",
     )
+    summary_option(p)
     store_option(p)
     p.set_defaults(func=cmd_replay, stops_gracefully=True)
 
     p = sub.add_parser("simulate", help="publish realistic Event Grid traffic to the hub")
-    p.add_argument("--events", type=int, default=10_000)
+    p.add_argument("--events", type=int, default=10_000, help="how many events to make (default 10000)")
     p.add_argument("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
     p.add_argument("--partition-key", action="store_true", help="partition key = subject, as a keyed subscription")
-    p.add_argument("--workspaces", type=int, default=2)
-    p.add_argument("--accounts", type=int, default=1)
+    p.add_argument("--workspaces", type=int, default=2, help="Azure ML workspaces publishing (default 2)")
+    p.add_argument("--accounts", type=int, default=1, help="storage accounts publishing (default 1)")
     p.add_argument("--duplicates", type=float, default=0.05, help="share of events delivered twice")
     p.add_argument("--late", type=float, default=0.1, help="share of events delivered late")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="the random seed: the same seed, the same traffic")
     p.add_argument(
         "--out",
         metavar="FILE",
         help="write the message bodies to FILE ('-' = stdout), one per line, instead of publishing",
     )
+    summary_option(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
@@ -329,7 +346,7 @@ def register(sub: Any) -> None:
         "(as KEDA computes it), and the total KEDA would act on",
     )
     p.add_argument("--consumer-group", default=None, help="the consumer group (default PROCESSOR_CONSUMER_GROUP)")
-    p.add_argument("--json", action="store_true", help="print the partitions' rows as JSON")
+    add_output_options(p)
     p.add_argument(
         "--keda-threshold",
         type=int,

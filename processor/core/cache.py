@@ -75,19 +75,31 @@ class StateCache:
         """Fold one object's events (any order) into its cached row; the object must have been loaded.
 
         `refold` replaces the plain fold, e.g. to leave out events that make the state unstorable."""
+        result = refold(events, self._entries[key].row, now)
+        self.apply(key, result, max(ev.size for ev in events))
+        return result
+
+    def row(self, key: ObjectKey) -> Row | None:
+        """The cached row of a loaded object (None: it has none yet)."""
+        return self._entries[key].row
+
+    def keys_beneath(self, source: str, prefix: str) -> list[ObjectKey]:
+        """Cached objects of `source` whose names start with `prefix` (a scan: for rare directory changes)."""
+        return [k for k, e in self._entries.items() if k[0] == source and k[1].startswith(prefix) and e.row is not None]
+
+    def apply(self, key: ObjectKey, result: ObjectFold, event_size: int) -> None:
+        """Keep a fold's new row (the object must have been loaded), sized by its largest event."""
         entry = self._entries[key]
         self._entries.move_to_end(key)
-        result = refold(events, entry.row, now)
         if result.write is not None:
             entry.row = result.write.row
             if not entry.dirty:
                 entry.dirty = True
                 self._dirty += 1
-            size = ENTRY_OVERHEAD + max(ev.size for ev in events)
+            size = ENTRY_OVERHEAD + event_size
             if size > entry.size:
                 self._bytes += size - entry.size
                 entry.size = size
-        return result
 
     def over_bound(self) -> bool:
         return len(self._entries) > self.max_objects or self._bytes > self.max_bytes
@@ -118,6 +130,8 @@ class StateCache:
             ours = entry.row
             merged = MergedState(reducer_of(ours), theirs.state, theirs.provenance, theirs.order)
             merged.join_state(ours.state, ours.provenance, ours.order)
+            if merged.reducer.finish is not None:
+                merged.reducer.finish(merged.state)
             winner = ours if ours.order > theirs.order else theirs
             entry.row = Row(
                 theirs.source,
@@ -132,6 +146,13 @@ class StateCache:
                 theirs.revision,
             )
             entry.stored = theirs.revision
+
+    def drop_clean(self, which: Callable[[Row], bool]) -> None:
+        """Forget the clean rows `which` picks (they are loaded again, fresh, when next needed)."""
+        for key, entry in list(self._entries.items()):
+            if not entry.dirty and entry.row is not None and which(entry.row):
+                del self._entries[key]
+                self._bytes -= entry.size
 
     def evict(self) -> None:
         """Drop the oldest clean rows until the cache is at half its bounds (dirty ones are kept)."""

@@ -11,14 +11,23 @@ is the greatest (sequencer, id) folded. Outcomes, counted per event against the 
 - applied: otherwise.
 A fold that changes nothing writes nothing. The write is conditional on the stored row's revision
 (`Write.expected`); the caller redoes the fold for objects whose condition failed.
+
+Effects (`processor.core.namespace.Effect`: what another object's event does to this one, a rename's source
+say) are joined like events but are never the object's event and count no outcome. A row that only effects
+made has the sequencer "" (below any event's) and, as its event, the greatest effect's event id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from processor.core.merge import MergedState
+from processor.core.merge import MergedState, MergeReducer
 from processor.core.model import Admitted, ObjectKey, Row, Write
+
+if TYPE_CHECKING:
+    from processor.core.namespace import Effect
 
 
 @dataclass(slots=True)
@@ -27,10 +36,10 @@ class ObjectFold:
     outcomes: list[tuple[str, str]] = field(default_factory=list)  # (outcome, event type) per event
 
 
-def fold_object(events: list[Admitted], current: Row | None, now: str) -> ObjectFold:
+def fold_object(events: list[Admitted], current: Row | None, now: str, effects: Sequence[Effect] = ()) -> ObjectFold:
     """`events`: one object's, in any order (sorted here, so that outcomes count as in sequencer order)."""
     outcomes: list[tuple[str, str]] = []
-    if not events:
+    if not events and not effects:
         return ObjectFold(None, outcomes)
     if len(events) > 1:
         events = sorted(events, key=_order)
@@ -38,11 +47,15 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
     event_id: str | None = None
     etag: str | None = None
     etype: str | None = None
+    reducer: MergeReducer = events[-1].reducer if events else effects[-1].reducer
     if current is not None:
         order, event_id, etag, etype = current.order, current.event_id, current.etag, current.event_type
-        merged = MergedState(events[-1].reducer, current.state, current.provenance, current.order)
+        state = current.state
+        if reducer.upgrade is not None:
+            state = reducer.upgrade(state, current.order)
+        merged = MergedState(reducer, state, current.provenance, current.order)
     else:
-        merged = MergedState(events[-1].reducer)
+        merged = MergedState(reducer)
     winner_changed = False
     for ev in events:
         ev_type, ev_order = ev.event.type, ev.order
@@ -63,9 +76,16 @@ def fold_object(events: list[Admitted], current: Row | None, now: str) -> Object
         if order is None or ev_order > order:
             order, event_id, etag, etype = ev_order, ev_order[1], ev.etag, ev_type
             winner_changed = True
+    for effect in effects:
+        merged.join(effect.order, effect.contribution)
+        if order is None or (order[0] == "" and effect.event_id > order[1]):
+            order, event_id, etag, etype = ("", effect.event_id), effect.event_id, None, effect.event_type
+            winner_changed = True
     if not (merged.changed or winner_changed) or order is None or etype is None or event_id is None:
         return ObjectFold(None, outcomes)
-    source, obj = events[0].key
+    if reducer.finish is not None:
+        reducer.finish(merged.state)
+    source, obj = events[0].key if events else effects[0].key
     row = Row(
         source,
         obj,

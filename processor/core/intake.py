@@ -124,7 +124,9 @@ class Intake:
                 bad.append(ident)
                 tally.add("dead_lettered", event.type)
                 continue
-            obj, sequencer, etag, time = ident
+            obj, sequencer, etag, time, mismatch = ident
+            if mismatch:
+                tally.note("subject_mismatch", event.type)
             if nul_possible and any("\x00" in f for f in (event.id, source, obj, sequencer, etag or "")):
                 bad.append(
                     Malformed(

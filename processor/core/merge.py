@@ -19,7 +19,7 @@ from bisect import insort
 from collections.abc import Callable
 from typing import Any
 
-Order = tuple[str, str]  # (sequencer, event id)
+Order = tuple[str, ...]  # (sequencer, event id); effects across objects mark with longer tuples
 State = dict[str, Any]
 
 
@@ -44,7 +44,7 @@ class Contribution:
 class MergeReducer:
     """A named reducer: what an event contributes, and which of its fields are maps or histories."""
 
-    __slots__ = ("name", "contribute", "per_key", "histories")
+    __slots__ = ("name", "contribute", "per_key", "histories", "finish", "upgrade")
 
     def __init__(
         self,
@@ -52,11 +52,22 @@ class MergeReducer:
         contribute: Callable[[Any], Contribution],
         per_key: frozenset[str] = frozenset(),
         histories: frozenset[str] = frozenset(),
+        finish: Callable[[State], None] | None = None,
+        upgrade: Callable[[State, Order], State] | None = None,
     ):
         self.name = name
         self.contribute = contribute  # Admitted -> Contribution
         self.per_key = per_key
         self.histories = histories
+        # A reducer with `finish` keeps its merge fields in `per_key` and `histories` only; `finish` derives
+        # every other field of the state from them after each fold (a pure function of merges: order-free).
+        self.finish = finish
+        # Turns a row stored before the reducer had its merge fields into their shape (given its own event).
+        self.upgrade = upgrade
+
+    def merged(self, field: str) -> bool:
+        """Whether `field` is joined (rather than derived by `finish`)."""
+        return self.finish is None or field in self.per_key or field in self.histories
 
 
 class MergedState:
@@ -140,6 +151,8 @@ class MergedState:
         latest values competes with the event that set it, its histories are unions."""
         reducer = self.reducer
         for field, value in state.items():
+            if not reducer.merged(field):
+                continue
             mark = provenance.get(field, order)
             if field in reducer.histories:
                 if type(value) is dict:
@@ -160,7 +173,7 @@ class MergedState:
             return out  # every value came from the winner itself
         base, marks, reducer = self.base, self.marks, self.reducer
         for field, value in self.state.items():
-            if field in reducer.histories:
+            if field in reducer.histories or not reducer.merged(field):
                 continue
             if field in reducer.per_key and type(value) is dict:
                 field_marks = marks.get(field)

@@ -161,12 +161,20 @@ class Tally:
 
     read: int = 0
     by_outcome_type: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Things worth counting that are no outcome: an event whose subject and data name different objects.
+    notes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, outcome: str, event_type: str, n: int = 1) -> None:
         self.by_outcome_type[(outcome, event_type)] += n
+
+    def note(self, what: str, event_type: str) -> None:
+        self.notes[(what, event_type)] += 1
 
     def count(self, outcome: str) -> int:
         return sum(n for (o, _), n in self.by_outcome_type.items() if o == outcome)
 
     def summary(self) -> dict[str, int]:
-        return {"read": self.read, **{o: self.count(o) for o in OUTCOMES}}
+        notes: Counter[str] = Counter()
+        for (what, _), n in self.notes.items():
+            notes[what] += n
+        return {"read": self.read, **{o: self.count(o) for o in OUTCOMES}, **notes}

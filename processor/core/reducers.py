@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from processor.core import namespace
 from processor.core.merge import Contribution, MergeReducer
 from processor.core.model import Admitted
 
@@ -109,25 +110,6 @@ def datadrift(ev: Admitted) -> Contribution:
     )
 
 
-def blob(ev: Admitted) -> Contribution:
-    data = ev.event.data
-    deleted = ev.event.type.endswith(".BlobDeleted")
-    latest: dict[str, Any] = {"deleted": deleted}
-    if ev.etag is not None:
-        latest["etag"] = ev.etag
-    for field, name in (("url", "url"), ("api", "api"), ("blob_type", "blobType")):
-        if name in data:
-            latest[field] = data[name]
-    if deleted:
-        latest["deleted_at"] = ev.time
-    else:
-        # A delete carries no content fields: a create that arrives after it still tells them.
-        latest["content_type"] = data.get("contentType")
-        latest["content_length"] = data.get("contentLength")
-        latest["created_at"] = ev.time
-    return Contribution(latest=latest)
-
-
 def replace(ev: Admitted) -> Contribution:
     return Contribution(latest={"data": ev.event.data, "time": ev.time})
 
@@ -142,7 +124,14 @@ REDUCERS: dict[str, MergeReducer] = {
     "model": MergeReducer("model", model, histories=frozenset({"versions"})),
     "endpoint": MergeReducer("endpoint", endpoint),
     "datadrift": MergeReducer("datadrift", datadrift),
-    "blob": MergeReducer("blob", blob),
+    # Blobs and directories (core/namespace.py): own fields per key, the timeline of lives; derived state.
+    "blob": MergeReducer(
+        "blob",
+        namespace.contribute,
+        per_key=frozenset({namespace.OWN, namespace.TIMELINE}),
+        finish=namespace.finish,
+        upgrade=namespace.upgrade,
+    ),
     "replace": MergeReducer("replace", replace),
     "merge": MergeReducer("merge", merge, per_key=frozenset({"data"})),
 }

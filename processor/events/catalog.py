@@ -17,6 +17,8 @@ from processor.events.sequencer import InvalidSequencer, string_key, time_key, v
 from processor.events.timefmt import InvalidTime
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# An object template may also name fields of the event's data, tried in turn: {data.ruleName|data.policyRunId}.
+_DATA_SLOT = re.compile(r"\{(data\.[A-Za-z_][A-Za-z0-9_]*(?:\|data\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
 _ORDERS: dict[str, Callable[[object], str]] = {"string": string_key, "version": version_key}
 # The built-in reducers (processor.core.reducers defines them; a test checks the two lists agree).
 REDUCER_NAMES = frozenset({"run", "model", "endpoint", "datadrift", "blob", "replace", "merge"})
@@ -34,6 +36,8 @@ class Identity(NamedTuple):
     sequencer: str
     etag: str | None
     time: str  # normalised event time, kept for reducers
+    # The subject named another object than the data does (a `prefer` field): the data's was used.
+    mismatch: bool = False
 
 
 def reducer_spec(spec: Any, where: str) -> tuple[str, dict[str, dict[str, str]]]:
@@ -75,7 +79,18 @@ def reducer_spec(spec: Any, where: str) -> tuple[str, dict[str, dict[str, str]]]
 
 
 class Entry:
-    __slots__ = ("types", "patterns", "object", "sequencer_field", "order", "etag_fields", "reducer", "_cache")
+    __slots__ = (
+        "types",
+        "patterns",
+        "object",
+        "data_slots",
+        "prefer",
+        "sequencer_field",
+        "order",
+        "etag_fields",
+        "reducer",
+        "_cache",
+    )
 
     def __init__(self, spec: dict[str, Any], where: str, reducers: frozenset[str] = REDUCER_NAMES):
         def need(key: str, kind: type) -> Any:
@@ -93,6 +108,12 @@ class Entry:
         for name in _PLACEHOLDER.findall(self.object):
             if name not in captured:
                 raise CatalogError(f"{where}: object template uses {{{name}}}, which no subject pattern captures")
+        self.data_slots = bool(_DATA_SLOT.search(self.object))
+        # Captures that the event's data names better than its subject (a sample subject with a placeholder).
+        prefer = spec.get("prefer", [])
+        if not isinstance(prefer, list) or not all(isinstance(p, str) and p in captured for p in prefer):
+            raise CatalogError(f"{where}: 'prefer' must list names the subject patterns capture")
+        self.prefer: tuple[str, ...] = tuple(prefer)
         sequencer = need("sequencer", str)
         if sequencer == "time":
             self.sequencer_field: str | None = None
@@ -222,6 +243,16 @@ class Catalog:
             return Malformed(
                 f"{etype} subject {event.subject[:200]!r} matches none of {list(entry_patterns(entry))}", event.id
             )
+        mismatch = False
+        if entry.prefer:
+            obj, mismatch = _preferred(entry, event.subject, data, obj)
+        if entry.data_slots:
+            filled = _fill_data(obj, data)
+            if filled is None:
+                return Malformed(
+                    f"{etype} event has none of the data fields its object {entry.object!r} names", event.id
+                )
+            obj = filled
         try:
             explicit = data.get("sequencer")
             if explicit is not None:
@@ -241,7 +272,44 @@ class Catalog:
             if value and type(value) is str:
                 etag = value
                 break
-        return Identity(obj, sequencer, etag, time)
+        return Identity(obj, sequencer, etag, time, mismatch)
+
+
+def _preferred(entry: Entry, subject: str, data: dict[str, Any], obj: str) -> tuple[str, bool]:
+    """The object with each `prefer` capture taken from the data where the data names another value."""
+    for pattern in entry.patterns:
+        m = pattern.fullmatch(subject)
+        if m is None:
+            continue
+        groups = m.groupdict()
+        groups["subject"] = subject
+        mismatch = False
+        for name in entry.prefer:
+            value = data.get(name)
+            if isinstance(value, str) and value and "/" not in value and value != groups.get(name):
+                groups[name] = value
+                mismatch = True
+        if mismatch:
+            return _PLACEHOLDER.sub(_filler(groups), entry.object), True
+        break
+    return obj, False
+
+
+def _fill_data(template: str, data: dict[str, Any]) -> str | None:
+    """The template with each {data.a|data.b} slot filled from the first data field present, or None."""
+    missing = False
+
+    def fill(m: re.Match[str]) -> str:
+        nonlocal missing
+        for path in m.group(1).split("|"):
+            value = data.get(path[5:])
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                return str(value).replace("/", "%2F")
+        missing = True
+        return ""
+
+    out = _DATA_SLOT.sub(fill, template)
+    return None if missing else out
 
 
 def entry_patterns(entry: Entry) -> list[str]:

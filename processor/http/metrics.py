@@ -1,198 +1,169 @@
-"""/metrics in the Prometheus text exposition format (version 0.0.4), written by hand.
+"""/metrics through prometheus-client: the processor's families, read from the worker and the store at scrape
+time, beside the client's standard process, platform and garbage-collector collectors.
 
-Each family is one HELP line, one TYPE line and its samples, together. Label values escape backslash,
-double quote and newline; HELP text escapes backslash and newline. Per-partition series describe only the
-partitions this replica owns now (the others belong to the replicas that own them).
+The worker keeps its own counters and histograms (plain integers on its hot path, see processor.worker.metrics);
+`ProcessorCollector` turns them into metric families when Prometheus scrapes, so nothing here runs per event.
+The text format follows the scraper's Accept header (Prometheus text 0.0.4 by default, OpenMetrics when asked).
+Per-partition series describe only the partitions this replica owns now (the others belong to their owners).
+Imports prometheus-client, aiohttp and the HTTP layer's own context and view.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator, Mapping
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from processor.core.model import OUTCOMES
-from processor.http.context import context
+from processor.http.context import Context, context
 from processor.http.view import HistogramView, WorkerView
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-Sample = tuple[str, dict[str, str], float]  # (suffix, labels, value)
-
-
-def histogram_samples(hist: HistogramView) -> list[Sample]:
-    samples: list[Sample] = [("_bucket", {"le": format_value(float(b))}, n) for b, n in zip(hist.bounds, hist.buckets)]
-    return samples + [
-        ("_bucket", {"le": "+Inf"}, hist.count),
-        ("_sum", {}, float(hist.seconds)),
-        ("_count", {}, hist.count),
-    ]
+def histogram(name: str, help_text: str, hist: HistogramView) -> HistogramMetricFamily:
+    buckets: list[tuple[str, float]] = [(floatToGoString(b), n) for b, n in zip(hist.bounds, hist.buckets)]
+    buckets.append(("+Inf", hist.count))
+    return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=hist.seconds)
 
 
-def escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, value=value)
 
 
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def per_partition(name: str, help_text: str, values: list[tuple[str, float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=["partition"])
+    for pid, value in values:
+        family.add_metric([pid], value)
+    return family
 
 
-def format_value(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-class Exposition:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> None:
-        self.lines.append(f"# HELP {name} {escape_help(help_text)}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for suffix, labels, value in samples:
-            rendered = ",".join(f'{k}="{escape_label(str(v))}"' for k, v in labels.items())
-            self.lines.append(
-                f"{name}{suffix}{{{rendered}}} {format_value(value)}"
-                if rendered
-                else f"{name}{suffix} {format_value(value)}"
-            )
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def worker_families(out: Exposition, worker: WorkerView) -> None:
+def worker_families(worker: WorkerView) -> Iterator[Metric]:
     tally = worker.tally
-    out.family(
-        "processor_events_total",
-        "counter",
-        "Events by outcome and event type.",
-        [("", {"outcome": o, "type": t}, n) for (o, t), n in sorted(tally.by_outcome_type.items()) if o in OUTCOMES],
+    events = CounterMetricFamily(
+        "processor_events_total", "Events by outcome and event type.", labels=["outcome", "type"]
     )
-    out.family(
+    for (outcome, kind), n in sorted(tally.by_outcome_type.items()):
+        if outcome in OUTCOMES:
+            events.add_metric([outcome, kind], n)
+    yield events
+    yield CounterMetricFamily(
         "processor_events_read_total",
-        "counter",
         "Events decoded from messages (a message that fails to decode counts one).",
-        [("", {}, tally.read)],
+        value=tally.read,
     )
 
     now = time.monotonic()
     states = sorted(worker.partitions.items(), key=lambda item: (len(item[0]), item[0]))
     last, ckpt, lag, age, stalled = [], [], [], [], []
     for pid, state in states:
-        labels = {"partition": pid}
         if state.progress.last_received is not None:
-            last.append(("", labels, state.progress.last_received))
+            last.append((pid, float(state.progress.last_received)))
         if state.checkpointed is not None:
-            ckpt.append(("", labels, state.checkpointed[0]))
-        if (n := worker.lag(state)) is not None:
-            lag.append(("", labels, n))
+            ckpt.append((pid, float(state.checkpointed[0])))
+        if (behind := worker.lag(state)) is not None:
+            lag.append((pid, float(behind)))
         if state.checkpointed_at is not None:
-            age.append(("", labels, round(now - state.checkpointed_at, 3)))
-        stalled.append(("", labels, 1 if state.stalled else 0))
-    out.family(
+            age.append((pid, round(now - state.checkpointed_at, 3)))
+        stalled.append((pid, 1.0 if state.stalled else 0.0))
+    yield per_partition(
         "processor_partition_last_sequence_number",
-        "gauge",
         "Sequence number of the last message received, per owned partition.",
         last,
     )
-    out.family(
+    yield per_partition(
         "processor_partition_checkpoint_sequence_number",
-        "gauge",
         "Sequence number of the last checkpoint written, per owned partition.",
         ckpt,
     )
-    out.family(
-        "processor_partition_lag",
-        "gauge",
-        "Last enqueued minus checkpointed sequence number, per owned partition.",
-        lag,
+    yield per_partition(
+        "processor_partition_lag", "Last enqueued minus checkpointed sequence number, per owned partition.", lag
     )
-    out.family(
+    yield per_partition(
         "processor_partition_checkpoint_age_seconds",
-        "gauge",
         "Seconds since this replica last wrote the partition's checkpoint.",
         age,
     )
-    out.family(
+    yield per_partition(
         "processor_partition_stalled",
-        "gauge",
         "1 when the hub holds newer events than the partition has received for a while.",
         stalled,
     )
 
     buffer = worker.buffer
-    out.family(
-        "processor_reorder_buffer_events", "gauge", "Events waiting in the reorder window.", [("", {}, len(buffer))]
+    yield gauge("processor_reorder_buffer_events", "Events waiting in the reorder window.", len(buffer))
+    yield gauge("processor_reorder_buffer_bytes", "Bytes of the events waiting in the reorder window.", buffer.bytes)
+    yield gauge(
+        "processor_reorder_buffer_objects", "Objects with events waiting in the reorder window.", buffer.objects
     )
-    out.family(
-        "processor_reorder_buffer_bytes",
-        "gauge",
-        "Bytes of the events waiting in the reorder window.",
-        [("", {}, buffer.bytes)],
-    )
-    out.family(
-        "processor_reorder_buffer_objects",
-        "gauge",
-        "Objects with events waiting in the reorder window.",
-        [("", {}, buffer.objects)],
-    )
-
-    out.family(
-        "processor_store_commit_seconds",
-        "histogram",
-        "Duration of store transactions.",
-        histogram_samples(worker.commits),
-    )
-    out.family(
+    yield histogram("processor_store_commit_seconds", "Duration of store transactions.", worker.commits)
+    yield histogram(
         "processor_enqueue_to_commit_seconds",
-        "histogram",
         "From the hub's enqueue time of an event to its store commit (includes the reorder window).",
-        histogram_samples(worker.enqueue_latency),
+        worker.enqueue_latency,
     )
-    out.family(
-        "processor_worker_running",
-        "gauge",
-        "1 while the worker's apply loop runs.",
-        [("", {}, 1 if worker.running else 0)],
-    )
+    yield gauge("processor_worker_running", "1 while the worker's apply loop runs.", 1 if worker.running else 0)
+
+
+class ProcessorCollector(Collector):
+    """The processor_* families. The store's counts are asynchronous, so the handler fetches them (cached for
+    a few seconds) and hands them over just before the registry collects; None: the store did not answer."""
+
+    def __init__(self, worker: WorkerView | None):
+        self.worker = worker
+        self.counts: Mapping[str, int] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.worker is not None:
+            yield from worker_families(self.worker)
+        counts = self.counts
+        yield gauge(
+            "processor_store_up",
+            "1 when the projection store answered its last count query.",
+            0 if counts is None else 1,
+        )
+        if counts is not None:
+            yield gauge(
+                "processor_objects", "Objects in the projection (refreshed every few seconds).", counts["objects"]
+            )
+            yield gauge(
+                "processor_dead_letters", "Dead letters stored (refreshed every few seconds).", counts["dead_letters"]
+            )
+
+
+class Metrics:
+    """One registry per HTTP app: the processor's collector and the client's standard ones (process_*:
+    CPU, memory, file descriptors; python_info; python_gc_*)."""
+
+    def __init__(self, worker: WorkerView | None):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.processor = ProcessorCollector(worker)
+        self.registry.register(self.processor)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+
+METRICS = web.AppKey("processor.metrics", Metrics)
+
+
+def install(app: web.Application, ctx: Context) -> None:
+    app[METRICS] = Metrics(ctx.worker)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    ctx = context(request)
-    out = Exposition()
-    if ctx.worker is not None:
-        worker_families(out, ctx.worker)
+    ctx, registry = context(request), request.app[METRICS]
     try:
         counts = await ctx.counts.get()
     except Exception:  # reported as processor_store_up 0; the worker's figures are still worth scraping
         counts = None
-    out.family(
-        "processor_store_up",
-        "gauge",
-        "1 when the projection store answered its last count query.",
-        [("", {}, 0 if counts is None else 1)],
+    # Handed over and collected in one step of the event loop: no other scrape can come between.
+    registry.processor.counts = counts
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(
+        body=encode(registry.registry), headers={"Content-Type": content_type, "Cache-Control": "no-store"}
     )
-    if counts is not None:
-        out.family(
-            "processor_objects",
-            "gauge",
-            "Objects in the projection (refreshed every few seconds).",
-            [("", {}, counts["objects"])],
-        )
-        out.family(
-            "processor_dead_letters",
-            "gauge",
-            "Dead letters stored (refreshed every few seconds).",
-            [("", {}, counts["dead_letters"])],
-        )
-    return web.Response(body=out.text().encode(), headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})

@@ -9,7 +9,7 @@ Endpoints (GET/HEAD only; any other method is 405):
     /readyz             200 when the store answers the API's queries on both tables (probes.store_answers) and,
                         with a worker, its apply loop and consumer run;
                         503 {"ready": false, "reason": ...} otherwise
-    /metrics            Prometheus text format (processor_* families; see metrics.py)
+    /metrics            Prometheus text format (processor_*, process_*, python_* families; see metrics.py)
     /api/objects        ?source= &prefix= &type= &state.FIELD=VALUE &limit= (100, max 1000) &next=CURSOR
     /api/objects/{name} one object (names contain slashes); ?source= when several sources have it (else 409)
     /api/recent         the most recently updated objects (?limit=, max 100)
@@ -110,6 +110,7 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     hosts = HostRule(settings.http_allowed_hosts, split_address(settings.http_address)[0])
     ctx = Context(settings, store, worker, hosts)
     app[CONTEXT] = ctx
+    metrics.install(app, ctx)
 
     async def close_context(_app: web.Application) -> None:
         await ctx.close()

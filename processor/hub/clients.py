@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit
 
+from azure.eventhub import TransportType
 from azure.eventhub.aio import CheckpointStore, EventHubConsumerClient, EventHubProducerClient
 from azure.eventhub.exceptions import EventHubError
 
@@ -59,7 +60,35 @@ def starting_position(settings: Settings) -> str | datetime:
 
 def _common(settings: Settings) -> dict[str, Any]:
     namespace(settings)  # fails early, naming the setting, when neither way to connect is given
-    return {"eventhub_name": hub_name(settings)}
+    kwargs: dict[str, Any] = {
+        "eventhub_name": hub_name(settings),
+        "retry_mode": settings.eventhub_retry_mode,
+        "retry_total": settings.eventhub_retry_total,
+        "retry_backoff_factor": settings.eventhub_retry_backoff_factor,
+        "retry_backoff_max": settings.eventhub_retry_backoff_max,
+        # Passed even when it is plain AMQP: with a custom endpoint the SDK would otherwise pick WebSockets.
+        "transport_type": TransportType.AmqpOverWebsocket
+        if settings.eventhub_transport == "websockets"
+        else TransportType.Amqp,
+    }
+    if settings.eventhub_proxy:
+        kwargs["http_proxy"] = http_proxy(settings.eventhub_proxy)  # the SDK then uses WebSockets
+    if settings.eventhub_custom_endpoint:
+        kwargs["custom_endpoint_address"] = settings.eventhub_custom_endpoint
+    return kwargs
+
+
+def http_proxy(url: str) -> dict[str, Any]:
+    """The async SDK's proxy dictionary from http://[USER:PASSWORD@]HOST:PORT (checked by the settings)."""
+    parts = urlsplit(url if "//" in url else "http://" + url)
+    # With a scheme: the async client hands "HOST:PORT" to aiohttp as the proxy URL, which then refuses it
+    # (azure-sdk-for-python issue 40274; the sync client wants the bare host). Found by tests/worker/test_sdk_settings.
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    proxy: dict[str, Any] = {"proxy_hostname": f"http://{host}", "proxy_port": parts.port}
+    if parts.username:
+        proxy["username"] = unquote(parts.username)
+        proxy["password"] = unquote(parts.password or "")
+    return proxy
 
 
 def consumer_client(

@@ -24,6 +24,7 @@ from azure.eventhub.amqp import AmqpMessageBodyType
 
 from processor.config import Settings
 from processor.hub.wire import ENV, STOP, Batch, Closed, Delivery, Error, Frame, Opened, encode_frame, settings_from_env
+from processor.runtime import configure_logging
 
 log = logging.getLogger("processor.feeder")
 
@@ -116,7 +117,7 @@ async def feed(settings: Settings, group: str) -> int:
     receiving = asyncio.create_task(
         client.receive_batch(
             on_batch,
-            max_batch_size=settings.prefetch,
+            max_batch_size=settings.max_batch_size,
             prefetch=settings.prefetch,
             starting_position=starting_position(settings),
             track_last_enqueued_event_properties=True,
@@ -145,11 +146,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings, group = settings_from_env(os.environ[ENV])
-    # The level the worker resolved (file or variable), not the variable alone.
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    # The level and format the worker resolved (file or variable), not the variables alone.
+    configure_logging(settings.log_level, settings.log_format)
     # The SDK warns of each error on every retry (every load-balancing round, per partition); each also goes to
     # on_error, and the worker reports a run of them once, or, for a missing hub, at a steady pace.
     logging.getLogger("azure.eventhub.aio._eventprocessor.event_processor").setLevel(logging.ERROR)

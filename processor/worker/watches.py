@@ -42,7 +42,12 @@ class StallWatch:
                 try:
                     props = await self.client.get_partition_properties(partition_id)
                 except Exception as exc:  # reported by the receive streak as well; nothing to decide here
-                    log.debug("partition properties of %s unavailable: %r", partition_id, exc)
+                    log.debug(
+                        "partition properties of %s unavailable: %r",
+                        partition_id,
+                        exc,
+                        extra={"partition": partition_id},
+                    )
                     continue
                 state.last_enqueued = props["last_enqueued_sequence_number"]
                 received = state.progress.last_received if state.progress.last_received is not None else -1
@@ -56,6 +61,7 @@ class StallWatch:
                             props["last_enqueued_sequence_number"],
                             received,
                             idle,
+                            extra={"partition": partition_id},
                         )
                     state.stalled = True
                 elif received >= 0:

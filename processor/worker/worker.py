@@ -33,7 +33,7 @@ from processor.hub.wire import Delivery
 from processor.projector import Projector
 from processor.stores.base import ProjectionStore, StoreError
 from processor.worker.checkpointer import Checkpointer
-from processor.worker.metrics import COMMIT_BUCKETS, LATENCY_BUCKETS, Histogram
+from processor.worker.metrics import COMMIT_BUCKETS, Histogram, latency_buckets
 from processor.worker.partitions import PartitionState
 from processor.worker.retry import Streak, backoff
 
@@ -81,7 +81,7 @@ class Worker:
         self.checkpointer = Checkpointer(checkpoint_store, self.ids, self.partitions, settings, clock)
         self.commits = Histogram(COMMIT_BUCKETS)
         # From the hub's enqueue timestamp to the store commit: the reorder window plus the pipeline.
-        self.enqueue_latency = Histogram(LATENCY_BUCKETS)
+        self.enqueue_latency = Histogram(latency_buckets(settings.reorder_window))
         self.store_streak = Streak("store commit")
         self._generation = 0
         self._dead: list[_HeldDeadLetters] = []
@@ -111,7 +111,7 @@ class Worker:
             self.close_partition(partition_id, lost=True)
         self._generation += 1
         self.partitions[partition_id] = PartitionState(PartitionProgress(self._generation), self.clock())
-        log.info("partition %s opened", partition_id)
+        log.info("partition %s opened", partition_id, extra={"partition": partition_id})
 
     def close_partition(self, partition_id: str, lost: bool) -> None:
         state = self.partitions.pop(partition_id, None)
@@ -131,6 +131,7 @@ class Worker:
                 partition_id,
                 "lost" if lost else "closed",
                 len(dropped),
+                extra={"partition": partition_id},
             )
 
     async def receive(

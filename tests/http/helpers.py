@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from processor.config import Settings
 from processor.http.server import HttpHandle, start_http
@@ -94,16 +94,12 @@ async def until(
         await asyncio.sleep(interval)
 
 
-# --- Prometheus text exposition (0.0.4), parsed strictly enough to catch format mistakes ---------------
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+# --- Prometheus text exposition, parsed by prometheus-client's own parser ----------------------------
 
 
 @dataclass
 class Family:
-    name: str
+    name: str  # as exposed: a counter's with its _total
     kind: str = ""
     help: str = ""
     samples: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
@@ -114,57 +110,20 @@ class Family:
         return found[0]
 
 
-def parse_labels(text: str) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    pos = 0
-    while pos < len(text):
-        m = _LABEL.match(text, pos)
-        assert m, f"bad label syntax at {text[pos:]!r}"
-        assert m.group(1) not in labels, f"label {m.group(1)} twice"
-        labels[m.group(1)] = re.sub(r'\\[\\"n]', lambda e: _UNESCAPE[e.group(0)], m.group(2))
-        pos = m.end()
-    return labels
-
-
 def parse_metrics(text: str) -> dict[str, Family]:
+    """Every family by its exposed name, as the reference parser reads it; each has HELP and TYPE."""
     assert text.endswith("\n"), "the exposition ends with a newline"
     families: dict[str, Family] = {}
-    current: Family | None = None
-    for line in text.splitlines():
-        assert line.strip(), "no blank lines"
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            _, keyword, name, rest = (line.split(" ", 3) + [""])[:4]
-            family = families.get(name)
-            if family is None:
-                family = families[name] = Family(name)
-            else:
-                assert family is current, f"{name}: family lines must be together"
-            if keyword == "TYPE":
-                assert not family.kind and not family.samples, f"{name}: one TYPE line, before the samples"
-                assert rest in ("counter", "gauge", "histogram", "summary", "untyped"), rest
-                family.kind = rest
-            else:
-                assert not family.help, f"{name}: one HELP line"
-                family.help = rest
-            current = family
-            continue
-        assert not line.startswith("#"), line
-        m = _SAMPLE.match(line)
-        assert m, f"bad sample line {line!r}"
-        name, labels, value = m.group(1), parse_labels(m.group(2) or ""), m.group(3)
-        assert current is not None and name.startswith(current.name), f"{name} outside its family"
-        suffix = name[len(current.name) :]
-        allowed = {"counter": {"", "_total"}, "histogram": {"_bucket", "_sum", "_count"}}.get(current.kind, {""})
-        if current.kind == "counter":
-            assert current.name.endswith("_total") and suffix == "", name
-        else:
-            assert suffix in allowed, f"{name}: suffix {suffix!r} not allowed for a {current.kind}"
-        number = float(value.replace("+Inf", "inf").replace("-Inf", "-inf"))
-        assert current.kind != "counter" or number >= 0
-        current.samples.append((name, labels, number))
-    for family in families.values():
-        assert family.kind and family.help, f"{family.name}: HELP and TYPE"
-        if family.kind == "histogram":
+    for parsed in text_string_to_metric_families(text):
+        name = parsed.name + "_total" if parsed.type == "counter" else parsed.name
+        assert name not in families, f"{name}: one family, its lines together"
+        assert parsed.type in ("counter", "gauge", "histogram", "summary", "info"), (name, parsed.type)
+        assert parsed.documentation, f"{name}: HELP"
+        family = families[name] = Family(name, parsed.type, parsed.documentation)
+        for sample in parsed.samples:
+            assert parsed.type != "counter" or (sample.name == name and sample.value >= 0), sample
+            family.samples.append((sample.name, dict(sample.labels), sample.value))
+        if parsed.type == "histogram":
             check_histogram(family)
     return families
 

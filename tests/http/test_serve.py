@@ -1,4 +1,4 @@
-"""`processor serve` as users run it, the dashboard over a token-protected API, and the metrics escaping."""
+"""`processor serve` as users run it, and the dashboard over a token-protected API."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from processor.config import Settings
-from processor.http.metrics import Exposition
-from tests.http.helpers import Elements, parse_metrics, render, serving
+from tests.http.helpers import Elements, render, serving
 
 PROCESSOR = Path(sys.executable).with_name("processor")
 
@@ -69,16 +68,3 @@ async def test_dashboard_asks_for_the_token_and_uses_it_from_the_fragment(filled
         assert shown == [r.object for r in await filled_store.recent(25)]
         assert len(opened.having("data-dead-letter")) == (await filled_store.counts())["dead_letters"]
         assert "No Event Hub is configured" in opened.by_id("partitions-note")["text"]
-
-
-def test_label_values_and_help_text_are_escaped():
-    out = Exposition()
-    tricky = 'a "quoted" \\ back\\slash\nnew line'
-    out.family("x_total", "counter", "help with \\ and\nnewline", [("", {"type": tricky, "outcome": "ok"}, 3)])
-    out.family("y", "gauge", "a float", [("", {}, 0.25), ("", {"k": ""}, float("inf"))])
-    text = out.text()
-    assert 'type="a \\"quoted\\" \\\\ back\\\\slash\\nnew line"' in text
-    assert "# HELP x_total help with \\\\ and\\nnewline\n" in text
-    parsed = parse_metrics(text)
-    assert parsed["x_total"].value(type=tricky, outcome="ok") == 3
-    assert parsed["y"].value() == 0.25 and parsed["y"].value(k="") == float("inf")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from prometheus_client.openmetrics.parser import text_fd_to_metric_families
 
 from devhub import DevHub, HubSpec
 from processor.config import Settings
@@ -127,6 +129,37 @@ async def test_metrics_describe_the_run(run: Run):
     counts = await run.store.counts()
     assert m["processor_objects"].value() == counts["objects"] > 0
     assert m["processor_dead_letters"].value() == counts["dead_letters"] == 1
+
+
+async def test_metrics_carry_the_standard_collectors_and_window_buckets(run: Run):
+    m = parse_metrics((await run.client.get("/metrics"))[1])
+    # prometheus-client's own collectors: this process's CPU, memory, descriptors; the interpreter and its GC.
+    assert m["process_cpu_seconds_total"].value() > 0
+    assert m["process_resident_memory_bytes"].value() > 10 << 20
+    assert m["process_open_fds"].value() > 0
+    assert m["python_info"].kind == "gauge" and m["python_info"].samples[0][1]["implementation"] == "CPython"
+    assert m["python_gc_objects_collected_total"].value(generation="0") >= 0
+    # Enqueue-to-commit buckets gather just above the reorder window (0.2 s here), where steady state sits.
+    latency = m["processor_enqueue_to_commit_seconds"]
+    bounds = [float(ls["le"]) for s, ls, _ in latency.samples if s.endswith("_bucket")]
+    assert {0.25, 0.3, 0.45, 0.7, 1.2} <= set(bounds) and bounds[-1] == float("inf")
+    assert [latency.value("_bucket", le=le) for le in ("0.3", "+Inf")] == [
+        run.worker.enqueue_latency.buckets[run.worker.enqueue_latency.bounds.index(0.3)],
+        run.worker.enqueue_latency.count,
+    ]
+    commits = [float(ls["le"]) for s, ls, _ in m["processor_store_commit_seconds"].samples if s.endswith("_bucket")]
+    assert commits[0] == 0.0005 and 0.0025 in commits
+
+
+async def test_metrics_speak_openmetrics_when_asked(run: Run):
+    status, text, response = await run.client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert status == 200 and response.headers["Content-Type"].startswith("application/openmetrics-text")
+    families = {f.name: f for f in text_fd_to_metric_families(io.StringIO(text))}
+    assert text.endswith("# EOF\n")
+    read = families["processor_events_read"]
+    assert read.type == "counter" and read.samples[0].value == run.worker.tally.read
 
 
 async def test_partitions_and_summary_come_from_the_hub_and_the_worker(run: Run):

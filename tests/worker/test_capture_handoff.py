@@ -73,7 +73,7 @@ async def test_a_capture_prefix_then_the_hub_rebuilds_everything_once_and_moves_
         "PROCESSOR_REORDER_WINDOW": "0.2",
     }
     rebuilt = f"sqlite:///{tmp_path}/rebuilt.sqlite"
-    argv = ["replay", "--from", f"capture:{tmp_path / 'capture'}", "--store", rebuilt, "--checkpoint-live"]
+    argv = ["replay", "--from", f"capture:{tmp_path / 'capture'}", "--store", rebuilt, "--checkpoint-live", "--json"]
     code, out, err = await run_processor(argv, env, tmp_path)
     assert code == 0, err.decode()
     summary = orjson.loads(out.splitlines()[-1])
@@ -112,7 +112,15 @@ async def test_events_that_left_the_hub_before_the_rebuild_reached_them_are_repo
             "PROCESSOR_REORDER_WINDOW": "0.2",
         }
         rebuilt = f"sqlite:///{tmp_path}/rebuilt.sqlite"
-        argv = ["replay", "--from", f"capture:{tmp_path / 'capture'}", "--store", rebuilt, "--checkpoint-live"]
+        argv = [
+            "replay",
+            "--from",
+            f"capture:{tmp_path / 'capture'}",
+            "--store",
+            rebuilt,
+            "--checkpoint-live",
+            "--json",
+        ]
         code, out, err = await run_processor(argv, env, tmp_path)
     assert code == 1, err.decode()
     assert b"partition 0: events 10..49 are neither in Capture nor still in the hub" in err

@@ -78,7 +78,7 @@ async def test_replay_rebuilds_the_projection_into_a_fresh_store_without_touchin
         "PROCESSOR_REORDER_WINDOW": "0.2",
     }
     code, out, err = await run_processor(
-        ["replay", "--from", "earliest", "--store", f"sqlite:///{rebuilt}"], env, tmp_path
+        ["replay", "--from", "earliest", "--store", f"sqlite:///{rebuilt}", "--json"], env, tmp_path
     )
     assert code == 0, err
     # Not a terminal: no progress bar drawn with carriage returns into the log; the summary is one JSON line.

@@ -67,7 +67,7 @@ async def test_keda_lag_from_the_checkpoint_blobs_equals_processor_status(devhub
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
-    status = {row["partition"]: row["lag"] for row in orjson.loads(out)}
+    status = {row["partition"]: row["lag"] for row in map(orjson.loads, out.splitlines())}  # JSON Lines
     keda = await keda_lag(azurite, settings, devhub)
     assert status == keda
     assert sum(keda.values()) == len(later)
@@ -75,6 +75,7 @@ async def test_keda_lag_from_the_checkpoint_blobs_equals_processor_status(devhub
     proc = await asyncio.create_subprocess_exec(
         str(PROCESSOR),
         "status",
+        "--table",  # into a pipe the default is JSON Lines
         "--keda-threshold",
         "100000",
         env=env,

@@ -1,0 +1,232 @@
+"""Storage accounts with a hierarchical namespace: renames, directories, recursive deletes, in any order."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from processor.config import Settings
+from processor.ingest import ingest
+from processor.stores.registry import open_store
+from processor.stores.sqlite import SqliteStore
+from tests.builders import (
+    STORAGE,
+    body,
+    hns_created,
+    hns_deleted,
+    hns_dir_created,
+    hns_dir_deleted,
+    hns_renamed,
+    storage_subject,
+)
+from tests.test_order_free import arrival_batches, emptied, ingest_into, two_writers
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    from tests.stores.conftest import fresh_database
+
+    with fresh_database("processor_namespace") as url:
+        yield url
+
+
+def t(n: int) -> str:
+    return f"2026-03-01T10:00:{n:02d}.0000000Z"
+
+
+async def export(lines: list[bytes], fold_batch: int = 20000, store_url: str = "sqlite:///:memory:") -> dict:
+    store = SqliteStore(store_url)
+    await store.open()
+    try:
+        await ingest([(f"l{i}", b) for i, b in enumerate(lines)], Settings(), store, fold_batch=fold_batch)
+        return {r.object: r for r in [r async for r in store.export()] if r.source == STORAGE.lower()}
+    finally:
+        await store.close()
+
+
+def live(rows: dict) -> set[str]:
+    """Blobs and directories that exist (the container's own row, kept for writers' sake, left out)."""
+    return {name for name, r in rows.items() if not r.state["deleted"] and r.state.get("kind") != "container"}
+
+
+A, B, C, DIR = (storage_subject(p) for p in ("dir/a.txt", "dir/b.txt", "dir/c.txt", "dir"))
+THE_SEQUENCE = [
+    body(hns_created("dir/a.txt", t(1), "01", length=111, etag="0xA")),
+    body(hns_renamed("dir/a.txt", "dir/b.txt", t(2), "02")),
+    body(hns_created("dir/c.txt", t(3), "03", length=333)),
+    body(hns_dir_deleted("dir", t(4), "04")),
+]
+
+
+@pytest.mark.parametrize("fold_batch", [1, 20000])
+def test_rename_then_recursive_delete_ends_the_same_in_every_arrival_order(fold_batch):
+    seen = []
+    for order in itertools.permutations(THE_SEQUENCE):
+        rows = asyncio.run(export(list(order), fold_batch))
+        assert live(rows) == set(), order
+        assert B in rows and rows[B].state["renamed_from"] == A
+        # b.txt carries what a.txt knew, whichever arrived first
+        assert (rows[B].state["content_length"], rows[B].state["etag"]) == (111, "0xA")
+        assert rows[A].state["deleted"] and rows[C].state["deleted_by"] == DIR
+        seen.append({k: (r.state, r.event_id) for k, r in rows.items()})
+    assert all(s == seen[0] for s in seen)
+
+
+def test_a_rename_alone_moves_the_blob():
+    rows = asyncio.run(export(THE_SEQUENCE[:3][::-1]))
+    assert live(rows) == {B, C}
+    assert rows[A].state["deleted"] and rows[A].state["renamed_to"] == B
+
+
+# A property: random file-system histories, as an account with a hierarchical namespace would report them,
+# projected in any arrival order and batching, end as a plain in-memory file system that ran the history.
+FILES = ("f0", "d1/f1", "d1/f2", "d2/f1", "d1/s/f1", "d2/s/f1")
+DIRS = ("d1", "d2", "d1/s", "d2/s")
+
+
+class FileSystem:
+    """The model: names that exist, each a file (with its length) or a directory."""
+
+    def __init__(self):
+        self.live: dict[str, tuple] = {}
+
+    def beneath(self, d: str) -> list[str]:
+        return [p for p in self.live if p.startswith(d + "/")]
+
+    def exists_dir(self, d: str) -> bool:
+        return self.live.get(d) == ("dir",) or bool(self.beneath(d))
+
+
+@st.composite
+def histories(draw):
+    fs = FileSystem()
+    events = []
+    for i in range(draw(st.integers(1, 14))):
+        time, seq = t(i + 1), f"{i + 1:032X}"
+        op = draw(st.sampled_from(["create", "create", "delete", "rename", "mkdir", "rmdir", "mvdir"]))
+        files = [p for p in FILES if fs.live.get(p, ("dir",))[0] == "file"]
+        if op == "create":
+            path, length = draw(st.sampled_from(FILES)), draw(st.integers(0, 5))
+            fs.live[path] = ("file", length)
+            events.append(hns_created(path, time, seq, length=length, etag=f"0x{i}"))
+        elif op == "delete" and files:
+            path = draw(st.sampled_from(files))
+            del fs.live[path]
+            events.append(hns_deleted(path, time, seq))
+        elif op == "rename" and files:
+            src = draw(st.sampled_from(files))
+            dst = draw(st.sampled_from([p for p in FILES if p != src]))
+            fs.live[dst] = fs.live.pop(src)
+            events.append(hns_renamed(src, dst, time, seq))
+        elif op == "mkdir":
+            d = draw(st.sampled_from(DIRS))
+            fs.live[d] = ("dir",)
+            events.append(hns_dir_created(d, time, seq))
+        elif op == "rmdir":
+            d = draw(st.sampled_from(DIRS))
+            if fs.exists_dir(d):
+                for p in [d, *fs.beneath(d)]:
+                    fs.live.pop(p, None)
+                events.append(hns_dir_deleted(d, time, seq))
+        elif op == "mvdir":
+            d, e = draw(st.sampled_from([(a, b) for a in DIRS for b in DIRS if a != b and not b.startswith(a + "/")]))
+            if fs.exists_dir(d) and not fs.exists_dir(e) and not d.startswith(e + "/"):
+                moving = [d, *fs.beneath(d)] if d in fs.live else fs.beneath(d)
+                moved = {e + p[len(d) :]: fs.live.pop(p) for p in moving}
+                fs.live.update(moved)
+                fs.live.setdefault(e, ("dir",))
+                events.append(hns_renamed(d, e, time, seq, directory=True))
+    return events, {storage_subject(p): v for p, v in fs.live.items()}
+
+
+def projected(rows: dict) -> dict[str, tuple]:
+    out = {}
+    for name, r in rows.items():
+        if not r.state["deleted"] and r.state.get("kind") != "container":
+            kind = r.state.get("kind")
+            out[name] = ("dir",) if kind == "directory" else ("file", r.state.get("content_length"))
+    return out
+
+
+@hsettings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_any_history_in_any_order_and_batching_ends_as_the_file_system(history, data):
+    events, expected = history
+    lines = [body(e) for e in events]
+    disordered = data.draw(st.permutations(lines))
+    disordered += data.draw(st.lists(st.sampled_from(lines), max_size=3)) if lines else []
+    batch = data.draw(st.integers(1, len(disordered) + 1))
+    rows = asyncio.run(export(disordered, batch))
+    # Names the history made live only implicitly (a file's parent directory) have no events and no rows.
+    assert projected(rows) == {k: v for k, v in expected.items() if k in rows or v != ("dir",)}
+
+
+def model_of(rows_export: list[dict]) -> dict[str, tuple]:
+    out = {}
+    for r in rows_export:
+        state = r["state"]
+        if r["source"] == STORAGE.lower() and not state["deleted"] and state.get("kind") != "container":
+            out[r["object"]] = ("dir",) if state.get("kind") == "directory" else ("file", state.get("content_length"))
+    return out
+
+
+def expected_of(expected: dict, rows_export: list[dict]) -> dict:
+    names = {r["object"] for r in rows_export}
+    return {k: v for k, v in expected.items() if k in names or v != ("dir",)}
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_two_writers_on_sqlite_end_as_the_file_system(tmp_path_factory, history, data):
+    events, expected = history
+    url = f"sqlite:///{tmp_path_factory.mktemp('two')}/p.sqlite"
+    disordered = data.draw(st.permutations([body(e) for e in events]))
+    rows = asyncio.run(two_writers(url, arrival_batches(data, disordered)))
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(history=histories(), data=st.data())
+def test_two_writers_on_postgres_end_as_the_file_system(postgres_url, history, data):
+    events, expected = history
+    batches = arrival_batches(data, data.draw(st.permutations([body(e) for e in events])))
+
+    async def run():
+        return await two_writers(await emptied(postgres_url), batches)
+
+    rows = asyncio.run(run())
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_two_file_ingests_at_once_end_as_the_file_system(tmp_path_factory, history, data):
+    events, expected = history
+    url = f"sqlite:///{tmp_path_factory.mktemp('two-ingests')}/p.sqlite"
+    lines = [body(e) for e in events]
+    first, second = data.draw(st.permutations(lines)), data.draw(st.permutations(lines))
+
+    async def run():
+        stores = [open_store(url), open_store(url)]
+        for store in stores:
+            await store.open()
+        try:
+            small = replace(Settings(), ingest_cache_objects=2)
+            await asyncio.gather(
+                ingest_into(stores[0], first, small, fold_batch=1), ingest_into(stores[1], second, small, fold_batch=1)
+            )
+            return [r.to_json() async for r in stores[0].export()]
+        finally:
+            for store in stores:
+                await store.close()
+
+    rows = asyncio.run(run())
+    assert model_of(rows) == expected_of(expected, rows)
