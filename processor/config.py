@@ -74,6 +74,10 @@ class Settings:
     capture_on_corrupt: str = "stop"
     capture_connection_string: str | None = field(default=None, repr=False)
     log_format: str = "text"
+    # OpenTelemetry: off by default; otlp or azure_monitor export a span per commit and the Azure SDK's spans.
+    tracing_exporter: str = "none"
+    tracing_otlp_endpoint: str | None = None
+    tracing_connection_string: str | None = field(default=None, repr=False)
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
     catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
 
@@ -274,6 +278,30 @@ def _endpoint(v: Any) -> str | None:
     return text
 
 
+def _otlp_endpoint(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    url = urlsplit(text)
+    try:
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid:
+        raise ValueError("expected the collector's base URL, http(s)://HOST:PORT (e.g. http://otel-collector:4318)")
+    return text
+
+
+def _app_insights(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    keys = {part.split("=", 1)[0].strip().lower() for part in text.split(";") if "=" in part}
+    if "instrumentationkey" not in keys:
+        raise ValueError("expected an Application Insights connection string (InstrumentationKey=...;...)")
+    return text
+
+
 def _log_format(v: Any) -> str:
     text = _text(v).lower()
     if text not in ("text", "json"):
@@ -369,6 +397,19 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
         _optional_text,
     ),
     "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
+    "tracing_exporter": (
+        "tracing",
+        "exporter",
+        "PROCESSOR_TRACING_EXPORTER",
+        _one_of("none", "otlp", "azure_monitor"),
+    ),
+    "tracing_otlp_endpoint": ("tracing", "otlp_endpoint", "PROCESSOR_TRACING_OTLP_ENDPOINT", _otlp_endpoint),
+    "tracing_connection_string": (
+        "tracing",
+        "connection_string",
+        "PROCESSOR_TRACING_CONNECTION_STRING",
+        _app_insights,
+    ),
 }
 
 
@@ -403,6 +444,15 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
         raise ConfigError(
             "PROCESSOR_EVENTHUB_NAMESPACE: set either it (with Azure AD credentials) "
             "or PROCESSOR_EVENTHUB_CONNECTION_STRING, not both"
+        )
+    if (
+        settings.tracing_exporter == "azure_monitor"
+        and not settings.tracing_connection_string
+        and not env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    ):
+        raise ConfigError(
+            "PROCESSOR_TRACING_CONNECTION_STRING: the azure_monitor exporter needs an Application Insights "
+            "connection string (this or APPLICATIONINSIGHTS_CONNECTION_STRING)"
         )
     return settings
 
@@ -492,6 +542,7 @@ def build_catalog(
 _SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
 _SECRET |= {"capture_connection_string"}
 _SECRET |= {"eventhub_proxy"}  # http://USER:PASSWORD@HOST:PORT
+_SECRET |= {"tracing_connection_string"}  # holds the instrumentation key
 
 
 def _parse(name: str, parse: Callable[[Any], Any], raw: Any, secret: bool = False) -> Any:

@@ -20,6 +20,7 @@ from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.namespace import Effect
 from processor.namespace_fold import fold_namespace, is_storage
+from processor.namespace_fold import keys_beneath as in_range
 from processor.projector import fold_storable, keys_beneath
 from processor.stores.base import ProjectionStore, StoreError, utc_now
 
@@ -108,7 +109,7 @@ class _CachedRows:
 
     async def beneath(self, source: str, directory: str) -> list[ObjectKey]:
         stored = await keys_beneath(self.streaming.store, source, directory)
-        return sorted({*stored, *self.streaming.cache.keys_beneath(source, directory + "/")})
+        return sorted({*stored, *in_range(self.streaming.cache.new_keys(), (source, directory))})
 
 
 class _Streaming:

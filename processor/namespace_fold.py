@@ -20,6 +20,7 @@ core and the stores' types (the projector's layer).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
@@ -99,6 +100,7 @@ async def fold_namespace(
     current: dict[ObjectKey, Row | None] = {}
     folds: dict[ObjectKey, ObjectFold] = {}
     beneath: dict[ObjectKey, list[str]] = {}
+    seen = _Sorted()  # every key this fold has read or written, for the objects beneath a directory
     todo = set(batch) | set(effects) | set(seed)
     for _ in range(MAX_ROUNDS):
         if not todo:
@@ -109,34 +111,72 @@ async def fold_namespace(
         if need:
             loaded = await source.rows(need)
             current.update({k: loaded.get(k) for k in need})
+            seen.add(need)
         for key in todo:
             held = effects.get(key, {})
             folds[key] = refold(batch.get(key, []), current[key], now, list(held.values()))
-
-        def state_of(key: ObjectKey) -> dict | None:
-            fold = folds.get(key)
-            if fold is not None and fold.write is not None:
-                return fold.write.row.state
-            row = current.get(key)
-            return row.state if row is not None else None
-
+        rows = _Rows(current, folds)
         spread: list[Effect] = []
         for key in todo:
-            state = state_of(key)
-            states = {(key[0], a): state_of((key[0], a)) for a in ancestors(key[1])}
-            spread += namespace.pull(key, states, reducer)
+            state = rows.state(key)
+            spread += namespace.pull(key, rows.tree_entries, reducer)
             spread += namespace.forward(key, state, reducer)
             before = current.get(key)
-            if key in seed or namespace.tree_entries(key[1], state) != namespace.tree_entries(
+            if key in seed or rows.tree_entries(key) != namespace.tree_entries(
                 key[1], before.state if before is not None else None
             ):
                 if key not in beneath:
                     known = {k[1] for k in await source.beneath(key[0], key[1])}
-                    known |= {k[1] for k in (*current, *folds) if k[0] == key[0] and k[1].startswith(key[1] + "/")}
+                    known |= {k[1] for k in keys_beneath(seen.sorted(), key)}
                     beneath[key] = sorted(known)
                 spread += namespace.push(key, state, beneath[key], reducer)
         todo = {effect.key for effect in spread if add(effect)}
     raise NamespaceError(f"storage effects still spreading after {MAX_ROUNDS} rounds")
+
+
+class _Rows:
+    """The rows as a round of the fold left them: each object's newest state, each directory's tree entries."""
+
+    def __init__(self, current: dict[ObjectKey, Row | None], folds: dict[ObjectKey, ObjectFold]):
+        self.current = current
+        self.folds = folds
+        self._tree: dict[ObjectKey, list[tuple[str, dict]]] = {}
+
+    def state(self, key: ObjectKey) -> dict | None:
+        fold = self.folds.get(key)
+        if fold is not None and fold.write is not None:
+            return fold.write.row.state
+        row = self.current.get(key)
+        return row.state if row is not None else None
+
+    def tree_entries(self, directory: ObjectKey) -> list[tuple[str, dict]]:
+        found = self._tree.get(directory)
+        if found is None:
+            found = self._tree[directory] = namespace.tree_entries(directory[1], self.state(directory))
+        return found
+
+
+class _Sorted:
+    """Keys kept sorted lazily: a directory's objects are a range of them (no scan)."""
+
+    def __init__(self) -> None:
+        self._keys: set[ObjectKey] = set()
+        self._sorted: list[ObjectKey] = []
+
+    def add(self, keys: Collection[ObjectKey]) -> None:
+        self._keys.update(keys)
+        self._sorted = []
+
+    def sorted(self) -> list[ObjectKey]:
+        if not self._sorted and self._keys:
+            self._sorted = sorted(self._keys)
+        return self._sorted
+
+
+def keys_beneath(keys: list[ObjectKey], directory: ObjectKey) -> list[ObjectKey]:
+    """Of sorted keys, those beneath `directory`: the range from `dir/` up to `dir0` ('0' follows '/')."""
+    source, name = directory
+    return keys[bisect_left(keys, (source, name + "/")) : bisect_left(keys, (source, name + "0"))]
 
 
 def _by_container(batch: dict[ObjectKey, list[Admitted]]) -> dict[ObjectKey, list[Admitted]]:

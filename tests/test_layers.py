@@ -24,6 +24,7 @@ LAYERS = {
     "processor.capture": 2,  # Event Hubs Capture files: an adapter, as hub is
     "processor.projector": 2,
     "processor.namespace_fold": 2,
+    "processor.tracing": 2,  # the tracer provider and exporter, for the worker and its feeder
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,

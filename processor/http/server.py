@@ -16,6 +16,7 @@ Endpoints (GET/HEAD only; any other method is 405):
     /api/deadletters    ?limit= &after=ID (the previous page's `next`)
     /api/partitions     owner, checkpoint, last enqueued, lag per partition (cached 3 s)
     /api/summary        counters, stored counts (cached 2 s), reorder buffer, commits
+    /api/history        the worker's last hour, sampled: rates, lag per partition, enqueue-to-commit latency
     /                   the dashboard (static/), refreshing itself every 2 s from /api/
 
 Host: everything but the probes and /metrics answers only the host names of hosts.HostRule (IP addresses,
@@ -126,6 +127,7 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     get("/api/deadletters", api.dead_letters)
     get("/api/partitions", api.partitions)
     get("/api/summary", api.summary)
+    get("/api/history", api.history)
     get("/", dashboard.index)
     get("/static/{name}", dashboard.static)
     return app
