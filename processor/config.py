@@ -70,6 +70,9 @@ class Settings:
     http_allowed_hosts: tuple[str, ...] = ()
     api_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
+    capture_format: str = "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}"
+    capture_on_corrupt: str = "stop"
+    capture_connection_string: str | None = field(default=None, repr=False)
     log_format: str = "text"
     # OpenTelemetry: off by default; otlp or azure_monitor export a span per commit and the Azure SDK's spans.
     tracing_exporter: str = "none"
@@ -200,6 +203,29 @@ def _log_level(v: Any) -> str:
     text = _text(v).upper()
     if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return text
+
+
+# Event Hubs Capture names its files with these tokens; a custom format may reorder them but must hold each.
+CAPTURE_TOKENS = ("Namespace", "EventHub", "PartitionId", "Year", "Month", "Day", "Hour", "Minute", "Second")
+
+
+def _capture_format(v: Any) -> str:
+    import re
+
+    text = _text(v).strip("/")
+    tokens = re.findall(r"{([^{}]*)}", text)
+    unknown = sorted(set(tokens) - set(CAPTURE_TOKENS))
+    if unknown or sorted(tokens) != sorted(CAPTURE_TOKENS):
+        what = f"unknown {{{unknown[0]}}}" if unknown else "each token exactly once"
+        raise ValueError(f"expected a Capture file name format holding {{{'}, {'.join(CAPTURE_TOKENS)}}} ({what})")
+    return text
+
+
+def _on_corrupt(v: Any) -> str:
+    text = _text(v).lower()
+    if text not in ("stop", "skip"):
+        raise ValueError("expected stop (the run stops at a corrupt Capture file) or skip (it is reported, skipped)")
     return text
 
 
@@ -362,6 +388,14 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "http_allowed_hosts": ("http", "allowed_hosts", "PROCESSOR_HTTP_ALLOWED_HOSTS", _host_names),
     "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),
     "log_level": ("log", "level", "PROCESSOR_LOG_LEVEL", _log_level),
+    "capture_format": ("capture", "format", "PROCESSOR_CAPTURE_FORMAT", _capture_format),
+    "capture_on_corrupt": ("capture", "on_corrupt", "PROCESSOR_CAPTURE_ON_CORRUPT", _on_corrupt),
+    "capture_connection_string": (
+        "capture",
+        "connection_string",
+        "PROCESSOR_CAPTURE_CONNECTION_STRING",
+        _optional_text,
+    ),
     "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
     "tracing_exporter": (
         "tracing",
@@ -506,6 +540,7 @@ def build_catalog(
 
 # Their values may hold passwords or keys: an error names the setting and what was expected, not the value.
 _SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
+_SECRET |= {"capture_connection_string"}
 _SECRET |= {"eventhub_proxy"}  # http://USER:PASSWORD@HOST:PORT
 _SECRET |= {"tracing_connection_string"}  # holds the instrumentation key
 

@@ -70,6 +70,32 @@ async def ingest(
     return streaming.tally
 
 
+async def ingest_messages(
+    messages: Iterable[tuple[str, bytes, str | None]],
+    settings: Settings,
+    store: ProjectionStore,
+    fold_batch: int = FOLD_BATCH,
+) -> Tally:
+    """`ingest` for messages as a hub delivered them: (label, body, Event Grid's delivery kind, the
+    `aeg-event-type` property, or None). Event Hubs Capture's records (`processor.capture`) come this way."""
+    intake = make_intake(settings)
+    cache = StateCache(settings.ingest_cache_objects, settings.ingest_cache_bytes)
+    streaming = _Streaming(store, intake, cache, fold_batch)
+    gc.freeze()  # as in `ingest`
+    try:
+        count = 0
+        for label, body, kind in messages:
+            count += 1
+            if count % FREEZE_EVERY == 0:
+                gc.freeze()
+            admitted, bad = intake.admit(body, streaming.tally, label=label, delivery_kind=kind)
+            await streaming.add(admitted, bad)
+        await streaming.finish()
+    finally:
+        gc.unfreeze()
+    return streaming.tally
+
+
 class _CachedRows:
     """The rows a namespace fold reads during file ingest: the cache's (loading what it lacks)."""
 
