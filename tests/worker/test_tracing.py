@@ -107,7 +107,8 @@ async def run_until_committed(settings, options: WorkerOptions, sent: list[Event
     finally:
         stop.set()
         await running
-    assert len(await projection(settings.store_url)) == 4
+    objects = [k for k in await projection(settings.store_url) if not k[1].endswith("/containers/c")]
+    assert len(objects) == 4  # beside the blobs' container row
     return received
 
 
