@@ -30,6 +30,8 @@ FOLD_BATCH = 20000
 DEAD_LETTER_BATCH = 1000
 FREEZE_EVERY = 20_000
 MAX_REBASES = 100
+STORAGE_ROW_FACTOR = 3
+ROW_GUESS = 600  # an object reached only by effects (a rename's destination): about one event's size
 
 
 def read_lines(paths: Iterable[str]) -> Iterator[tuple[str, bytes]]:
@@ -145,7 +147,9 @@ class _Streaming:
             folds = await fold_namespace(storage, _CachedRows(self), now, self._fold_with_effects)
             for key, result in folds.items():
                 events = storage.get(key, [])
-                cache.apply(key, result, max((ev.size for ev in events), default=0))
+                # A storage row holds its own fields, its timeline and what is derived from both: about three
+                # times an event's worth (measured: peak RSS 342 MB, 153 before namespaces, counted as one).
+                cache.apply(key, result, STORAGE_ROW_FACTOR * max((ev.size for ev in events), default=ROW_GUESS))
                 for outcome, etype in result.outcomes:
                     tally.add(outcome, etype)
         for key, events in batch.items():
@@ -197,7 +201,7 @@ class _Streaming:
         reducer = self.intake.reducers["blob"]
         folds = await fold_namespace({}, _CachedRows(self), utc_now(), self._fold_with_effects, reducer, written)
         for key, result in folds.items():
-            cache.apply(key, result, 0)
+            cache.apply(key, result, STORAGE_ROW_FACTOR * ROW_GUESS)
 
     async def load_into_cache(self, keys: Collection[ObjectKey]) -> None:
         missing = self.cache.missing(keys)
