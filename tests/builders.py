@@ -158,7 +158,9 @@ def hns_renamed(source: str, destination: str, time: str, seq: str, directory: b
 
 
 def hns_dir_created(path: str, time: str, seq: str, **kw: Any):
-    return storage_event("DirectoryCreated", path, {"api": "CreateDirectory", "url": f"{ACCOUNT_URL}/c/{path}"}, time, seq, **kw)
+    return storage_event(
+        "DirectoryCreated", path, {"api": "CreateDirectory", "url": f"{ACCOUNT_URL}/c/{path}"}, time, seq, **kw
+    )
 
 
 def hns_dir_deleted(path: str, time: str, seq: str, recursive: bool = True, **kw: Any):
