@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
+from processor.stores.feed import DEFAULT_MAX_AGE, DEFAULT_MAX_CHANGES, FeedRetention
 from processor.stores.urls import is_postgres_url, is_sqlite_url
 
 DEFAULT_FILE = Path("config/processor.toml")
@@ -73,9 +74,15 @@ class Settings:
     log_format: str = "text"
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
     catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
+    # The change feed's retention: at most this many changes and none older (0: no limit).
+    feed_retention_changes: int = DEFAULT_MAX_CHANGES
+    feed_retention_seconds: float = DEFAULT_MAX_AGE
 
     def catalog(self) -> Catalog:
         return build_catalog(self.catalog_types, reducers=self.catalog_reducers)
+
+    def feed_retention(self) -> FeedRetention:
+        return FeedRetention(self.feed_retention_changes, self.feed_retention_seconds)
 
     def checkpoint_kind(self) -> str:
         return "blob" if (self.checkpoint_connection_string or self.checkpoint_account_url) else "sqlite"
@@ -335,6 +342,8 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),
     "log_level": ("log", "level", "PROCESSOR_LOG_LEVEL", _log_level),
     "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
+    "feed_retention_changes": ("feed", "retention_changes", "PROCESSOR_FEED_RETENTION_CHANGES", _count),
+    "feed_retention_seconds": ("feed", "retention_seconds", "PROCESSOR_FEED_RETENTION_SECONDS", _seconds),
 }
 
 

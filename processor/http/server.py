@@ -16,6 +16,8 @@ Endpoints (GET/HEAD only; any other method is 405):
     /api/deadletters    ?limit= &after=ID (the previous page's `next`)
     /api/partitions     owner, checkpoint, last enqueued, lag per partition (cached 3 s)
     /api/summary        counters, stored counts (cached 2 s), reorder buffer, commits
+    /api/changes        ?after=POS &limit= &source= &prefix= &type= &state.FIELD=VALUE: the change feed, as JSON
+                        pages or (Accept: text/event-stream) Server-Sent Events; see changes.py
     /                   the dashboard (static/), refreshing itself every 2 s from /api/
 
 Host: everything but the probes and /metrics answers only the host names of hosts.HostRule (IP addresses,
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from processor.config import Settings
-from processor.http import api, dashboard, metrics, probes
+from processor.http import api, changes, dashboard, metrics, probes
 from processor.http.context import CONTEXT, Context
 from processor.http.hosts import OPEN_PATHS, HostRule
 from processor.http.jsonresp import json_error
@@ -111,6 +113,7 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     ctx = Context(settings, store, worker, hosts)
     app[CONTEXT] = ctx
     metrics.install(app, ctx)
+    changes.install(app)
 
     async def close_context(_app: web.Application) -> None:
         await ctx.close()
@@ -126,6 +129,7 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     get("/api/deadletters", api.dead_letters)
     get("/api/partitions", api.partitions)
     get("/api/summary", api.summary)
+    get("/api/changes", changes.changes)
     get("/", dashboard.index)
     get("/static/{name}", dashboard.static)
     return app

@@ -20,6 +20,8 @@ from typing import Any
 
 PRUNE_BATCH = 5000  # changes deleted per prune at most: a commit that prunes is never held up long
 PRUNE_INTERVAL = 5.0  # seconds between prunes of one writer
+DEFAULT_MAX_CHANGES = 1_000_000
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # seconds: a week
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +123,8 @@ class FeedRetention:
     """How much of the feed a store keeps: at most `max_changes` (0: no limit) and none older than
     `max_age` seconds (0: no limit). Defaults: a million changes, a week."""
 
-    max_changes: int = 1_000_000
-    max_age: float = 7 * 24 * 3600.0
+    max_changes: int = DEFAULT_MAX_CHANGES
+    max_age: float = DEFAULT_MAX_AGE
 
     @property
     def unlimited(self) -> bool:
