@@ -152,7 +152,7 @@ def replayed(changes: list[dict]) -> dict:
     return {k: (c["event_type"], c["event_id"], c["sequencer"], c["etag"], c["state"]) for k, c in view.items()}
 
 
-async def test_two_writers_and_slow_restarting_consumers_replay_the_feed_to_the_projection(backend):
+async def test_two_writers_and_slow_restarting_consumers_replay_the_feed_to_the_projection(backend):  # noqa: F811
     stream = Stream(600, 5)
     writers = [backend.new_store(), backend.new_store()]
     server = Server(backend.new_store)
