@@ -77,6 +77,11 @@ class Settings:
     # The change feed's retention: at most this many changes and none older (0: no limit).
     feed_retention_changes: int = DEFAULT_MAX_CHANGES
     feed_retention_seconds: float = DEFAULT_MAX_AGE
+    # Push the change feed to this URL (processor.http.webhook), signed with the secret.
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_batch: int = 100
+    webhook_timeout: float = 10.0
 
     def catalog(self) -> Catalog:
         return build_catalog(self.catalog_types, reducers=self.catalog_reducers)
@@ -255,6 +260,20 @@ def _endpoint(v: Any) -> str | None:
     return text
 
 
+def _webhook_url(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    url = urlsplit(text)
+    try:
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid:
+        raise ValueError("expected http(s)://HOST[:PORT]/PATH")
+    return text
+
+
 def _log_format(v: Any) -> str:
     text = _text(v).lower()
     if text not in ("text", "json"):
@@ -344,6 +363,10 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
     "feed_retention_changes": ("feed", "retention_changes", "PROCESSOR_FEED_RETENTION_CHANGES", _count),
     "feed_retention_seconds": ("feed", "retention_seconds", "PROCESSOR_FEED_RETENTION_SECONDS", _seconds),
+    "webhook_url": ("webhook", "url", "PROCESSOR_WEBHOOK_URL", _webhook_url),
+    "webhook_secret": ("webhook", "secret", "PROCESSOR_WEBHOOK_SECRET", _optional_text),
+    "webhook_batch": ("webhook", "batch", "PROCESSOR_WEBHOOK_BATCH", _positive_int),
+    "webhook_timeout": ("webhook", "timeout", "PROCESSOR_WEBHOOK_TIMEOUT", _positive_seconds),
 }
 
 
@@ -379,6 +402,8 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
             "PROCESSOR_EVENTHUB_NAMESPACE: set either it (with Azure AD credentials) "
             "or PROCESSOR_EVENTHUB_CONNECTION_STRING, not both"
         )
+    if settings.webhook_url and not settings.webhook_secret:
+        raise ConfigError("PROCESSOR_WEBHOOK_SECRET: required with PROCESSOR_WEBHOOK_URL (it signs every request)")
     return settings
 
 
@@ -466,6 +491,7 @@ def build_catalog(
 # Their values may hold passwords or keys: an error names the setting and what was expected, not the value.
 _SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
 _SECRET |= {"eventhub_proxy"}  # http://USER:PASSWORD@HOST:PORT
+_SECRET |= {"webhook_url", "webhook_secret"}  # a URL may carry credentials or a token
 
 
 def _parse(name: str, parse: Callable[[Any], Any], raw: Any, secret: bool = False) -> Any:

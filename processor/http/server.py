@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from processor.config import Settings
-from processor.http import api, changes, dashboard, metrics, probes
+from processor.http import api, changes, dashboard, metrics, probes, webhook
 from processor.http.context import CONTEXT, Context
 from processor.http.hosts import OPEN_PATHS, HostRule
 from processor.http.jsonresp import json_error
@@ -114,6 +114,7 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     app[CONTEXT] = ctx
     metrics.install(app, ctx)
     changes.install(app)
+    webhook.install(app, settings, store)
 
     async def close_context(_app: web.Application) -> None:
         await ctx.close()

@@ -107,6 +107,14 @@ class ProjectionStore(abc.ABC):
         """The feed's head once it passes `after` (a commit anywhere), or after `timeout` seconds."""
 
     @abc.abstractmethod
+    async def feed_cursor(self, name: str) -> int | None:
+        """The position a consumer of the feed named `name` saved (a webhook's last acknowledged), or None."""
+
+    @abc.abstractmethod
+    async def save_feed_cursor(self, name: str, position: int) -> None:
+        """Save `name`'s position; it never moves back (a slower replica saving an older one changes nothing)."""
+
+    @abc.abstractmethod
     async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
         """Delete up to a batch of the oldest changes `retention` no longer keeps; (pruned through, more left)."""
 

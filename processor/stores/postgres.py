@@ -362,6 +362,23 @@ class PostgresStore(ProjectionStore):
             self._watch.saw(await self._run("head", lambda c: c.fetchval(postgres_feed.HEAD)))
         return await self._watch.wait(after, timeout)
 
+    async def feed_cursor(self, name: str) -> int | None:
+        value = await self._run(
+            "feed cursor", lambda c: c.fetchval("SELECT value FROM meta WHERE key = $1", "cursor/" + name)
+        )
+        return None if value is None else int(value)
+
+    async def save_feed_cursor(self, name: str, position: int) -> None:
+        await self._run(
+            "feed cursor",
+            lambda c: c.execute(
+                "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+                "SET value = greatest(meta.value::bigint, EXCLUDED.value::bigint)::text",
+                "cursor/" + name,
+                str(position),
+            ),
+        )
+
     async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
         return await self._run("prune", lambda c: postgres_feed.prune(c, retention))
 

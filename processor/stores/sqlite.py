@@ -276,6 +276,12 @@ class SqliteStore(ProjectionStore):
     async def wait_for_changes(self, after: int, timeout: float) -> int:
         return await self._watch.wait(after, timeout)
 
+    async def feed_cursor(self, name: str) -> int | None:
+        return await self._run(lambda: sqlite_feed.cursor(self._conn(), name))
+
+    async def save_feed_cursor(self, name: str, position: int) -> None:
+        await self._run(lambda: sqlite_feed.save_cursor(self._conn(), name, position))
+
     async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
         return await self._run(lambda: sqlite_feed.prune(self._conn(), retention))
 

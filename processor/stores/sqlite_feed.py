@@ -89,6 +89,20 @@ def prune(db: sqlite3.Connection, retention: FeedRetention) -> tuple[int, bool]:
     return max(target, pruned), cut > target
 
 
+def cursor(db: sqlite3.Connection, name: str) -> int | None:
+    found = db.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", ("cursor/" + name,)).fetchone()
+    return None if found is None else int(found[0])
+
+
+def save_cursor(db: sqlite3.Connection, name: str, position: int) -> None:
+    with immediate_transaction(db):
+        db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+            ("cursor/" + name, str(position)),
+        )
+
+
 def migrate_to_3(db: sqlite3.Connection) -> None:
     """The change feed. Its first changes are the rows already stored, one each in (source, object) order, so
     that replaying the feed from its start gives the projection here too; the triggers come in the same

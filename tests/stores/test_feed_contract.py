@@ -201,6 +201,21 @@ async def test_a_store_from_before_the_feed_gets_its_rows_as_the_first_changes(b
     assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
 
 
+async def test_a_feed_cursor_is_saved_per_name_and_never_moves_back(backend, store):
+    assert await store.feed_cursor("hook") is None
+    await store.save_feed_cursor("hook", 12)
+    await store.save_feed_cursor("other", 3)
+    await store.save_feed_cursor("hook", 9)  # a slower replica
+    assert (await store.feed_cursor("hook"), await store.feed_cursor("other")) == (12, 3)
+    await store.save_feed_cursor("hook", 100)
+    again = backend.new_store()
+    await again.open()
+    try:
+        assert await again.feed_cursor("hook") == 100
+    finally:
+        await again.close()
+
+
 async def test_a_waiter_wakes_on_another_replicas_commit(backend, store):
     other = backend.new_store()
     await other.open()
