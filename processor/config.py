@@ -71,7 +71,14 @@ class Settings:
     http_allowed_hosts: tuple[str, ...] = ()
     api_token: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
+    capture_format: str = "{Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}"
+    capture_on_corrupt: str = "stop"
+    capture_connection_string: str | None = field(default=None, repr=False)
     log_format: str = "text"
+    # OpenTelemetry: off by default; otlp or azure_monitor export a span per commit and the Azure SDK's spans.
+    tracing_exporter: str = "none"
+    tracing_otlp_endpoint: str | None = None
+    tracing_connection_string: str | None = field(default=None, repr=False)
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
     catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
     # The change feed's retention: at most this many changes and none older (0: no limit).
@@ -211,6 +218,29 @@ def _log_level(v: Any) -> str:
     return text
 
 
+# Event Hubs Capture names its files with these tokens; a custom format may reorder them but must hold each.
+CAPTURE_TOKENS = ("Namespace", "EventHub", "PartitionId", "Year", "Month", "Day", "Hour", "Minute", "Second")
+
+
+def _capture_format(v: Any) -> str:
+    import re
+
+    text = _text(v).strip("/")
+    tokens = re.findall(r"{([^{}]*)}", text)
+    unknown = sorted(set(tokens) - set(CAPTURE_TOKENS))
+    if unknown or sorted(tokens) != sorted(CAPTURE_TOKENS):
+        what = f"unknown {{{unknown[0]}}}" if unknown else "each token exactly once"
+        raise ValueError(f"expected a Capture file name format holding {{{'}, {'.join(CAPTURE_TOKENS)}}} ({what})")
+    return text
+
+
+def _on_corrupt(v: Any) -> str:
+    text = _text(v).lower()
+    if text not in ("stop", "skip"):
+        raise ValueError("expected stop (the run stops at a corrupt Capture file) or skip (it is reported, skipped)")
+    return text
+
+
 def _count(v: Any) -> int:
     v = _ascii_number(v)
     try:
@@ -271,6 +301,30 @@ def _webhook_url(v: Any) -> str | None:
         valid = False
     if not valid:
         raise ValueError("expected http(s)://HOST[:PORT]/PATH")
+    return text
+
+
+def _otlp_endpoint(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    url = urlsplit(text)
+    try:
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid:
+        raise ValueError("expected the collector's base URL, http(s)://HOST:PORT (e.g. http://otel-collector:4318)")
+    return text
+
+
+def _app_insights(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    keys = {part.split("=", 1)[0].strip().lower() for part in text.split(";") if "=" in part}
+    if "instrumentationkey" not in keys:
+        raise ValueError("expected an Application Insights connection string (InstrumentationKey=...;...)")
     return text
 
 
@@ -360,6 +414,14 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "http_allowed_hosts": ("http", "allowed_hosts", "PROCESSOR_HTTP_ALLOWED_HOSTS", _host_names),
     "api_token": ("http", "token", "PROCESSOR_API_TOKEN", _optional_text),
     "log_level": ("log", "level", "PROCESSOR_LOG_LEVEL", _log_level),
+    "capture_format": ("capture", "format", "PROCESSOR_CAPTURE_FORMAT", _capture_format),
+    "capture_on_corrupt": ("capture", "on_corrupt", "PROCESSOR_CAPTURE_ON_CORRUPT", _on_corrupt),
+    "capture_connection_string": (
+        "capture",
+        "connection_string",
+        "PROCESSOR_CAPTURE_CONNECTION_STRING",
+        _optional_text,
+    ),
     "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
     "feed_retention_changes": ("feed", "retention_changes", "PROCESSOR_FEED_RETENTION_CHANGES", _count),
     "feed_retention_seconds": ("feed", "retention_seconds", "PROCESSOR_FEED_RETENTION_SECONDS", _seconds),
@@ -367,6 +429,19 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "webhook_secret": ("webhook", "secret", "PROCESSOR_WEBHOOK_SECRET", _optional_text),
     "webhook_batch": ("webhook", "batch", "PROCESSOR_WEBHOOK_BATCH", _positive_int),
     "webhook_timeout": ("webhook", "timeout", "PROCESSOR_WEBHOOK_TIMEOUT", _positive_seconds),
+    "tracing_exporter": (
+        "tracing",
+        "exporter",
+        "PROCESSOR_TRACING_EXPORTER",
+        _one_of("none", "otlp", "azure_monitor"),
+    ),
+    "tracing_otlp_endpoint": ("tracing", "otlp_endpoint", "PROCESSOR_TRACING_OTLP_ENDPOINT", _otlp_endpoint),
+    "tracing_connection_string": (
+        "tracing",
+        "connection_string",
+        "PROCESSOR_TRACING_CONNECTION_STRING",
+        _app_insights,
+    ),
 }
 
 
@@ -404,6 +479,15 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
         )
     if settings.webhook_url and not settings.webhook_secret:
         raise ConfigError("PROCESSOR_WEBHOOK_SECRET: required with PROCESSOR_WEBHOOK_URL (it signs every request)")
+    if (
+        settings.tracing_exporter == "azure_monitor"
+        and not settings.tracing_connection_string
+        and not env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    ):
+        raise ConfigError(
+            "PROCESSOR_TRACING_CONNECTION_STRING: the azure_monitor exporter needs an Application Insights "
+            "connection string (this or APPLICATIONINSIGHTS_CONNECTION_STRING)"
+        )
     return settings
 
 
@@ -490,8 +574,10 @@ def build_catalog(
 
 # Their values may hold passwords or keys: an error names the setting and what was expected, not the value.
 _SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
+_SECRET |= {"capture_connection_string"}
 _SECRET |= {"eventhub_proxy"}  # http://USER:PASSWORD@HOST:PORT
 _SECRET |= {"webhook_url", "webhook_secret"}  # a URL may carry credentials or a token
+_SECRET |= {"tracing_connection_string"}  # holds the instrumentation key
 
 
 def _parse(name: str, parse: Callable[[Any], Any], raw: Any, secret: bool = False) -> Any:

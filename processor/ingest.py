@@ -20,6 +20,7 @@ from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.namespace import Effect
 from processor.namespace_fold import fold_namespace, is_storage
+from processor.namespace_fold import keys_beneath as in_range
 from processor.projector import fold_storable, keys_beneath
 from processor.stores.base import ProjectionStore, StoreError, utc_now
 
@@ -49,6 +50,18 @@ def read_lines(paths: Iterable[str]) -> Iterator[tuple[str, bytes]]:
 async def ingest(
     lines: Iterable[tuple[str, bytes]], settings: Settings, store: ProjectionStore, fold_batch: int = FOLD_BATCH
 ) -> Tally:
+    """Message bodies as (label, body), folded into `store`; returns the outcomes."""
+    return await ingest_messages(((label, body, None) for label, body in lines), settings, store, fold_batch)
+
+
+async def ingest_messages(
+    messages: Iterable[tuple[str, bytes, str | None]],
+    settings: Settings,
+    store: ProjectionStore,
+    fold_batch: int = FOLD_BATCH,
+) -> Tally:
+    """`ingest` for messages as a hub delivered them: (label, body, Event Grid's delivery kind, the
+    `aeg-event-type` property, or None). Event Hubs Capture's records (`processor.capture`) come this way."""
     intake = make_intake(settings)
     cache = StateCache(settings.ingest_cache_objects, settings.ingest_cache_bytes)
     streaming = _Streaming(store, intake, cache, fold_batch)
@@ -57,11 +70,11 @@ async def ingest(
     gc.freeze()
     try:
         count = 0
-        for label, body in lines:
+        for label, body, kind in messages:
             count += 1
             if count % FREEZE_EVERY == 0:
                 gc.freeze()
-            admitted, bad = intake.admit(body, streaming.tally, label=label)
+            admitted, bad = intake.admit(body, streaming.tally, label=label, delivery_kind=kind)
             await streaming.add(admitted, bad)
         await streaming.finish()
     finally:
@@ -82,7 +95,7 @@ class _CachedRows:
 
     async def beneath(self, source: str, directory: str) -> list[ObjectKey]:
         stored = await keys_beneath(self.streaming.store, source, directory)
-        return sorted({*stored, *self.streaming.cache.keys_beneath(source, directory + "/")})
+        return sorted({*stored, *in_range(self.streaming.cache.new_keys(), (source, directory))})
 
 
 class _Streaming:
@@ -171,7 +184,20 @@ class _Streaming:
             if not conflicts:
                 return
             cache.rebase(await self.store.load(list(conflicts)), self._reducer_of, utc_now())
+            storage = {w.row.key for w in writes if is_storage(self._reducer_of(w.row))}
+            if storage:
+                await self._respread(storage)
         raise StoreError(f"compare-and-set kept failing for {cache.dirty} objects after {MAX_REBASES} rounds")
+
+    async def _respread(self, written: set[ObjectKey]) -> None:
+        """Another writer committed beneath a container this flush wrote in: recompute the effects of what
+        this flush wrote against the rows as they stand now (clean cached storage rows are reloaded)."""
+        cache = self.cache
+        cache.drop_clean(lambda row: is_storage(self._reducer_of(row)))
+        reducer = self.intake.reducers["blob"]
+        folds = await fold_namespace({}, _CachedRows(self), utc_now(), self._fold_with_effects, reducer, written)
+        for key, result in folds.items():
+            cache.apply(key, result, 0)
 
     async def load_into_cache(self, keys: Collection[ObjectKey]) -> None:
         missing = self.cache.missing(keys)

@@ -6,21 +6,35 @@ objects beneath a directory that changed, a rename's destination), until no effe
 join, so this fixpoint is the same whatever order the events arrived in or were batched. The caller commits
 every fold that writes in one transaction, so one event's updates of several objects land together.
 
+Two writers (replicas on other partitions, two file ingests) could each miss the other's effect: one folds a
+directory's delete and pushes it to the objects it knows beneath it, while the other creates an object beneath
+it that pulled from the directory as it was before. So every fold that touches a hierarchical container also
+writes the container's row (a `container` object, made by the first event beneath it), and the stores'
+compare-and-set on that row lets only one of two such folds commit; the other is redone from the rows the
+first wrote (`seed`: the objects whose effects must be recomputed). The price is one more row written per
+container per batch, and, between replicas folding beneath one container at once, a redone batch.
+
 The rows come through `RowSource`: the projector reads the store, file ingest its cache of rows. Imports the
 core and the stores' types (the projector's layer).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from processor.core import namespace
 from processor.core.fold import ObjectFold
-from processor.core.merge import MergeReducer
-from processor.core.model import Admitted, ObjectKey, Row
+from processor.core.merge import Contribution, MergeReducer
+from processor.core.model import Admitted, ObjectKey, Row, Write
 from processor.core.namespace import Effect
-from processor.events.storage_paths import ancestors
+from processor.events.storage_paths import CONTAINERS, ancestors, container_of
+
+# Events that show a container has a hierarchical namespace (a plain blob container never sends them).
+HIERARCHICAL = frozenset(
+    "Microsoft.Storage." + t for t in ("BlobRenamed", "DirectoryCreated", "DirectoryRenamed", "DirectoryDeleted")
+)
 
 # Rounds of loading and propagating before giving up on a batch: each round follows effects one object
 # further (a rename chain, a directory move of a moved directory), and real chains are a handful long.
@@ -47,16 +61,30 @@ def is_storage(reducer: MergeReducer) -> bool:
     return reducer.finish is namespace.finish
 
 
+def container_key(key: ObjectKey) -> ObjectKey | None:
+    container = container_of(key[1])
+    return (key[0], CONTAINERS + container) if container else None
+
+
 async def fold_namespace(
-    batch: dict[ObjectKey, list[Admitted]], source: RowSource, now: str, refold: Refold
+    batch: dict[ObjectKey, list[Admitted]],
+    source: RowSource,
+    now: str,
+    refold: Refold,
+    reducer: MergeReducer | None = None,
+    seed: Collection[ObjectKey] = (),
 ) -> dict[ObjectKey, ObjectFold]:
-    """The folds of `batch` (storage objects' events) and of every object their effects reach."""
-    reducer = next(iter(batch.values()))[0].reducer
+    """The folds of `batch` (storage objects' events), of every object their effects reach, and of the
+    hierarchical containers they lie in. `seed`: objects to propagate from as if they had just changed (their
+    effects are recomputed from their rows as they stand: after another writer won a compare-and-set)."""
+    if reducer is None:
+        reducer = next(iter(batch.values()))[0].reducer
     effects: dict[ObjectKey, dict[tuple[str, tuple[str, ...]], Effect]] = {}
 
     def add(effect: Effect) -> bool:
         held = effects.setdefault(effect.key, {})
-        entry_key = next(iter(effect.contribution.latest_per_key[namespace.TIMELINE]))
+        entries = effect.contribution.latest_per_key.get(namespace.TIMELINE)
+        entry_key = next(iter(entries)) if entries else "own " + effect.event_id
         ident = (entry_key, effect.order)
         if ident in held:
             return False
@@ -67,43 +95,155 @@ async def fold_namespace(
         for ev in events:
             for effect in namespace.direct_effects(ev):
                 add(effect)
+    by_container = _by_container(batch)
+    for container, events in by_container.items():
+        add(_container_effect(container, events, reducer))
     current: dict[ObjectKey, Row | None] = {}
     folds: dict[ObjectKey, ObjectFold] = {}
     beneath: dict[ObjectKey, list[str]] = {}
-    todo = set(batch) | set(effects)
+    seen = _Sorted()  # every key this fold has read or written, for the objects beneath a directory
+    # Objects in flat containers (no rename or directory event ever, nor in this batch) fold alone: no
+    # directory above them has entries, no rename reaches them. A writer that makes the container
+    # hierarchical meanwhile writes the container's row too, so one of the two folds is redone.
+    loaded = await source.rows([*batch, *by_container])
+    current.update({k: loaded.get(k) for k in (*batch, *by_container)})
+    hierarchical = {c for c, events in by_container.items() if _hierarchical(current[c], events)}
+    flat = {k for k in batch if k not in seed and container_key(k) not in hierarchical}
+    for key in flat:
+        folds[key] = refold(batch[key], current[key], now, ())
+    todo = (set(batch) - flat) | set(effects) | set(seed)
     for _ in range(MAX_ROUNDS):
         if not todo:
-            return folds
+            return await _touch_containers(folds, current, source)
         need = {k for k in todo if k not in current}
+        need |= {c for k in todo if (c := container_key(k)) is not None and c not in current}
         need |= {(s, a) for s, name in todo for a in ancestors(name) if (s, a) not in current}
         if need:
             loaded = await source.rows(need)
             current.update({k: loaded.get(k) for k in need})
+            seen.add(need)
         for key in todo:
             held = effects.get(key, {})
             folds[key] = refold(batch.get(key, []), current[key], now, list(held.values()))
-
-        def state_of(key: ObjectKey) -> dict | None:
-            fold = folds.get(key)
-            if fold is not None and fold.write is not None:
-                return fold.write.row.state
-            row = current.get(key)
-            return row.state if row is not None else None
-
+        rows = _Rows(current, folds)
         spread: list[Effect] = []
         for key in todo:
-            state = state_of(key)
-            states = {(key[0], a): state_of((key[0], a)) for a in ancestors(key[1])}
-            spread += namespace.pull(key, states, reducer)
+            state = rows.state(key)
+            spread += namespace.pull(key, rows.tree_entries, reducer)
             spread += namespace.forward(key, state, reducer)
             before = current.get(key)
-            if namespace.tree_entries(key[1], state) != namespace.tree_entries(
+            if key in seed or rows.tree_entries(key) != namespace.tree_entries(
                 key[1], before.state if before is not None else None
             ):
                 if key not in beneath:
                     known = {k[1] for k in await source.beneath(key[0], key[1])}
-                    known |= {k[1] for k in (*current, *folds) if k[0] == key[0] and k[1].startswith(key[1] + "/")}
+                    known |= {k[1] for k in keys_beneath(seen.sorted(), key)}
                     beneath[key] = sorted(known)
                 spread += namespace.push(key, state, beneath[key], reducer)
         todo = {effect.key for effect in spread if add(effect)}
     raise NamespaceError(f"storage effects still spreading after {MAX_ROUNDS} rounds")
+
+
+class _Rows:
+    """The rows as a round of the fold left them: each object's newest state, each directory's tree entries."""
+
+    def __init__(self, current: dict[ObjectKey, Row | None], folds: dict[ObjectKey, ObjectFold]):
+        self.current = current
+        self.folds = folds
+        self._tree: dict[ObjectKey, list[tuple[str, dict]]] = {}
+
+    def state(self, key: ObjectKey) -> dict | None:
+        fold = self.folds.get(key)
+        if fold is not None and fold.write is not None:
+            return fold.write.row.state
+        row = self.current.get(key)
+        return row.state if row is not None else None
+
+    def tree_entries(self, directory: ObjectKey) -> list[tuple[str, dict]]:
+        found = self._tree.get(directory)
+        if found is None:
+            found = self._tree[directory] = namespace.tree_entries(directory[1], self.state(directory))
+        return found
+
+
+class _Sorted:
+    """Keys kept sorted lazily: a directory's objects are a range of them (no scan)."""
+
+    def __init__(self) -> None:
+        self._keys: set[ObjectKey] = set()
+        self._sorted: list[ObjectKey] = []
+
+    def add(self, keys: Collection[ObjectKey]) -> None:
+        self._keys.update(keys)
+        self._sorted = []
+
+    def sorted(self) -> list[ObjectKey]:
+        if not self._sorted and self._keys:
+            self._sorted = sorted(self._keys)
+        return self._sorted
+
+
+def keys_beneath(keys: list[ObjectKey], directory: ObjectKey) -> list[ObjectKey]:
+    """Of sorted keys, those beneath `directory`: the range from `dir/` up to `dir0` ('0' follows '/')."""
+    source, name = directory
+    return keys[bisect_left(keys, (source, name + "/")) : bisect_left(keys, (source, name + "0"))]
+
+
+def _hierarchical(row: Row | None, events: list[Admitted]) -> bool:
+    own = row.state.get(namespace.OWN) if row is not None else None
+    return (type(own) is dict and own.get("hierarchical") is True) or any(
+        ev.event.type in HIERARCHICAL for ev in events
+    )
+
+
+def _by_container(batch: dict[ObjectKey, list[Admitted]]) -> dict[ObjectKey, list[Admitted]]:
+    out: dict[ObjectKey, list[Admitted]] = {}
+    for key, events in batch.items():
+        container = container_key(key)
+        if container is not None:
+            out.setdefault(container, []).extend(events)
+    return out
+
+
+def _container_effect(container: ObjectKey, events: list[Admitted], reducer: MergeReducer) -> Effect:
+    """The container's row: it exists, and is hierarchical once a rename or directory event names it. Its
+    event is the greatest event id beneath it (order-free, like every row's)."""
+    own: dict[str, object] = {"kind": "container"}
+    if any(ev.event.type in HIERARCHICAL for ev in events):
+        own["hierarchical"] = True
+    last = max(events, key=lambda ev: ev.event.id)
+    order = (last.time, last.sequencer, last.event.id)
+    contribution = Contribution(latest_per_key={namespace.OWN: own})
+    return Effect(container, order, contribution, last.event.type, last.event.id, reducer)
+
+
+async def _touch_containers(
+    folds: dict[ObjectKey, ObjectFold], current: dict[ObjectKey, Row | None], source: RowSource
+) -> dict[ObjectKey, ObjectFold]:
+    """Every hierarchical container that a fold writes beneath is written too (its revision moves on), so that
+    two writers folding beneath one container at once cannot both commit."""
+    for key in list(folds):
+        container = container_key(key)
+        if container is None or container == key:
+            continue
+        fold = folds.get(container)
+        if fold is not None and fold.write is not None:
+            continue
+        if container not in current:
+            current[container] = (await source.rows([container])).get(container)
+        row = current.get(container)
+        if row is not None and folds[key].write is not None:
+            touched = Row(
+                row.source,
+                row.object,
+                row.event_type,
+                row.event_id,
+                row.sequencer,
+                row.etag,
+                row.state,
+                row.updated_at,
+                row.provenance,
+                row.revision + 1,
+            )
+            folds[container] = ObjectFold(Write(touched, row.revision))
+    return folds

@@ -37,12 +37,17 @@ class Projector:
         counted: list[tuple[str, str]] = []
         done: set[ObjectKey] = set()
         storage = {k: v for k, v in todo.items() if is_storage(v[0].reducer)}
+        # Objects a namespace fold wrote in an earlier round: when it is redone (another writer won the
+        # compare-and-set on a container), their effects are recomputed against what that writer wrote.
+        spread: set[ObjectKey] = set()
         for _ in range(MAX_ROUNDS):
             rows = await self.store.load(list(todo))
             folds: dict[ObjectKey, ObjectFold] = {}
             bad_ones: list[DeadLetter] = []
             if any(k in storage for k in todo):
-                folds = await fold_namespace(storage, StoreRows(self.store, rows), now, _collecting(bad_ones))
+                source = StoreRows(self.store, rows)
+                folds = await fold_namespace(storage, source, now, _collecting(bad_ones), seed=spread)
+                spread |= {k for k, f in folds.items() if f.write is not None}
             for key, events in todo.items():
                 if key not in folds:
                     folds[key], bad = fold_storable(events, rows.get(key), now)

@@ -44,6 +44,10 @@ def test_environment_overrides_the_file(tmp_path):
         ({"PROCESSOR_EVENTHUB_PROXY": "http://proxy"}, "PROCESSOR_EVENTHUB_PROXY"),
         ({"PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS": "ftp://gw:21"}, "PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS"),
         ({"PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS": "sb://gw:port"}, "PROCESSOR_EVENTHUB_CUSTOM_ENDPOINT_ADDRESS"),
+        ({"PROCESSOR_TRACING_EXPORTER": "jaeger"}, "PROCESSOR_TRACING_EXPORTER"),
+        ({"PROCESSOR_TRACING_OTLP_ENDPOINT": "grpc://collector:4317"}, "PROCESSOR_TRACING_OTLP_ENDPOINT"),
+        ({"PROCESSOR_TRACING_CONNECTION_STRING": "https://dc.example.com/"}, "PROCESSOR_TRACING_CONNECTION_STRING"),
+        ({"PROCESSOR_TRACING_EXPORTER": "azure_monitor"}, "PROCESSOR_TRACING_CONNECTION_STRING"),
         (
             {"PROCESSOR_EVENTHUB_CONNECTION_STRING": "Endpoint=sb://a/", "PROCESSOR_EVENTHUB_NAMESPACE": "b"},
             "PROCESSOR_EVENTHUB_NAMESPACE",
@@ -86,3 +90,17 @@ def test_a_proxy_password_is_never_echoed():
         env={"PROCESSOR_EVENTHUB_PROXY": "http://user:hunter2@proxy:3128"}, path=ROOT / "config" / "processor.toml"
     )
     assert settings.eventhub_proxy and "hunter2" not in repr(settings)
+
+
+def test_azure_monitor_tracing_takes_the_standard_connection_string_variable_and_never_echoes_a_key():
+    path = ROOT / "config" / "processor.toml"
+    env = {
+        "PROCESSOR_TRACING_EXPORTER": "azure_monitor",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k",
+    }
+    assert load_settings(env=env, path=path).tracing_exporter == "azure_monitor"
+    with pytest.raises(ConfigError, match="PROCESSOR_TRACING_CONNECTION_STRING") as caught:
+        load_settings(env={"PROCESSOR_TRACING_CONNECTION_STRING": "Key=0000-secret"}, path=path)
+    assert "0000-secret" not in str(caught.value)
+    settings = load_settings(env={"PROCESSOR_TRACING_CONNECTION_STRING": "InstrumentationKey=0000-secret"}, path=path)
+    assert "0000-secret" not in repr(settings)

@@ -121,7 +121,8 @@ def test_any_permutation_with_duplicates_projects_like_the_stream_in_sequencer_o
 
     expected = without_time(asyncio.run(project(in_order)))
     assert without_time(asyncio.run(project(disordered))) == expected
-    assert len(expected) == len({s[0][0][:2] for s in stream})  # one row per object
+    objects = [r for r in expected if r["state"].get("kind") != "container"]  # a container row per container
+    assert len(objects) == len({s[0][0][:2] for s in stream})  # one row per object
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,11 +21,14 @@ LAYERS = {
     "processor.config": 2,
     "processor.stores": 2,
     "processor.hub": 2,
+    "processor.capture": 2,  # Event Hubs Capture files: an adapter, as hub is
     "processor.projector": 2,
     "processor.namespace_fold": 2,
+    "processor.tracing": 2,  # the tracer provider and exporter, for the worker and its feeder
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,
+    "processor.handoff": 3,  # Capture, then the hub: ingest and the worker
     "processor.runtime": 0,  # signals and logging: imports nothing of the package
     "processor.http": 4,
     "processor.cli": 5,

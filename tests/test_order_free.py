@@ -71,7 +71,7 @@ def disordered_streams(draw):
 
 
 def exported(rows) -> list[dict]:
-    return [{k: v for k, v in r.to_json().items() if k != "updated_at"} for r in rows]
+    return [{k: v for k, v in r.to_json(internal=True).items() if k != "updated_at"} for r in rows]
 
 
 async def export_of(store) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from processor.config import Settings
 from processor.ingest import ingest
+from processor.stores.registry import open_store
 from processor.stores.sqlite import SqliteStore
 from tests.builders import (
     STORAGE,
@@ -23,6 +25,15 @@ from tests.builders import (
     hns_renamed,
     storage_subject,
 )
+from tests.test_order_free import arrival_batches, emptied, ingest_into, two_writers
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    from tests.stores.conftest import fresh_database
+
+    with fresh_database("processor_namespace") as url:
+        yield url
 
 
 def t(n: int) -> str:
@@ -40,7 +51,8 @@ async def export(lines: list[bytes], fold_batch: int = 20000, store_url: str = "
 
 
 def live(rows: dict) -> set[str]:
-    return {name for name, r in rows.items() if not r.state["deleted"]}
+    """Blobs and directories that exist (the container's own row, kept for writers' sake, left out)."""
+    return {name for name, r in rows.items() if not r.state["deleted"] and r.state.get("kind") != "container"}
 
 
 A, B, C, DIR = (storage_subject(p) for p in ("dir/a.txt", "dir/b.txt", "dir/c.txt", "dir"))
@@ -136,7 +148,7 @@ def histories(draw):
 def projected(rows: dict) -> dict[str, tuple]:
     out = {}
     for name, r in rows.items():
-        if not r.state["deleted"]:
+        if not r.state["deleted"] and r.state.get("kind") != "container":
             kind = r.state.get("kind")
             out[name] = ("dir",) if kind == "directory" else ("file", r.state.get("content_length"))
     return out
@@ -153,3 +165,153 @@ def test_any_history_in_any_order_and_batching_ends_as_the_file_system(history, 
     rows = asyncio.run(export(disordered, batch))
     # Names the history made live only implicitly (a file's parent directory) have no events and no rows.
     assert projected(rows) == {k: v for k, v in expected.items() if k in rows or v != ("dir",)}
+
+
+def model_of(rows_export: list[dict]) -> dict[str, tuple]:
+    out = {}
+    for r in rows_export:
+        state = r["state"]
+        if r["source"] == STORAGE.lower() and not state["deleted"] and state.get("kind") != "container":
+            out[r["object"]] = ("dir",) if state.get("kind") == "directory" else ("file", state.get("content_length"))
+    return out
+
+
+def expected_of(expected: dict, rows_export: list[dict]) -> dict:
+    names = {r["object"] for r in rows_export}
+    return {k: v for k, v in expected.items() if k in names or v != ("dir",)}
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_two_writers_on_sqlite_end_as_the_file_system(tmp_path_factory, history, data):
+    events, expected = history
+    url = f"sqlite:///{tmp_path_factory.mktemp('two')}/p.sqlite"
+    disordered = data.draw(st.permutations([body(e) for e in events]))
+    rows = asyncio.run(two_writers(url, arrival_batches(data, disordered)))
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(history=histories(), data=st.data())
+def test_two_writers_on_postgres_end_as_the_file_system(postgres_url, history, data):
+    events, expected = history
+    batches = arrival_batches(data, data.draw(st.permutations([body(e) for e in events])))
+
+    async def run():
+        return await two_writers(await emptied(postgres_url), batches)
+
+    rows = asyncio.run(run())
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+@hsettings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_two_file_ingests_at_once_end_as_the_file_system(tmp_path_factory, history, data):
+    events, expected = history
+    url = f"sqlite:///{tmp_path_factory.mktemp('two-ingests')}/p.sqlite"
+    lines = [body(e) for e in events]
+    first, second = data.draw(st.permutations(lines)), data.draw(st.permutations(lines))
+
+    async def run():
+        stores = [open_store(url), open_store(url)]
+        for store in stores:
+            await store.open()
+        try:
+            small = replace(Settings(), ingest_cache_objects=2)
+            await asyncio.gather(
+                ingest_into(stores[0], first, small, fold_batch=1), ingest_into(stores[1], second, small, fold_batch=1)
+            )
+            return [r.to_json() async for r in stores[0].export()]
+        finally:
+            for store in stores:
+                await store.close()
+
+    rows = asyncio.run(run())
+    assert model_of(rows) == expected_of(expected, rows)
+
+
+# The race itself, made to happen: writer A has read the rows and folded a creation beneath `d/` when writer B
+# folds and commits `d/`'s recursive delete (B found nothing beneath `d/` in the store); then A commits. Only
+# the container's row, which both write, tells A that it folded on rows B has since changed.
+RACE_FIRST = hns_created("other", t(9), "09", id="zzzz-first")  # the container's latest event, by time and id
+RACE_A = hns_created("d/x", t(1), "01", id="a-create")
+RACE_B = hns_dir_deleted("d", t(2), "02", id="b-delete")
+
+
+class Gate:
+    """A's commit waits for B's whole apply; B starts reading only once A has folded (reached its commit)."""
+
+    def __init__(self):
+        self.a_folded, self.b_done = asyncio.Event(), asyncio.Event()
+
+    def hold_commit(self, store):
+        commit = store.commit
+
+        async def gated(writes, dead):
+            self.a_folded.set()
+            await self.b_done.wait()
+            return await commit(writes, dead)
+
+        store.commit = gated
+
+    def hold_first_read(self, store):
+        for name in ("load", "query"):
+            method = getattr(store, name)
+
+            async def gated(*args, _method=method, **kwargs):
+                await self.a_folded.wait()
+                return await _method(*args, **kwargs)
+
+            setattr(store, name, gated)
+
+
+async def _raced(url: str, apply_a, apply_b) -> dict:
+    first = open_store(url)
+    await first.open()
+    await ingest_into(first, [body(RACE_FIRST)])
+    await first.close()
+    stores = [open_store(url), open_store(url)]
+    for store in stores:
+        await store.open()
+    gate = Gate()
+    gate.hold_commit(stores[0])
+    gate.hold_first_read(stores[1])
+
+    async def b():
+        await apply_b(stores[1])
+        gate.b_done.set()
+
+    try:
+        await asyncio.gather(apply_a(stores[0]), b())
+        return {r.object: r.state async for r in stores[1].export()}
+    finally:
+        for store in stores:
+            await store.close()
+
+
+def _projector_apply(event):
+    async def apply(store):
+        from processor.admission import make_intake
+        from processor.core.model import Tally
+        from processor.projector import Projector
+
+        admitted = make_intake(Settings()).admit(body(event), Tally())[0]
+        await Projector(store, Tally()).apply({ev.key: [ev] for ev in admitted}, [])
+
+    return apply
+
+
+def _ingest_apply(event):
+    async def apply(store):
+        await ingest_into(store, [body(event)], fold_batch=1)
+
+    return apply
+
+
+@pytest.mark.parametrize("writer", [_projector_apply, _ingest_apply], ids=["projectors", "file-ingests"])
+def test_a_creation_racing_a_recursive_delete_of_its_directory_ends_deleted(tmp_path, writer):
+    rows = asyncio.run(_raced(f"sqlite:///{tmp_path}/race.sqlite", writer(RACE_A), writer(RACE_B)))
+    assert rows[storage_subject("d/x")]["deleted"] is True
+    assert rows[storage_subject("d/x")]["deleted_by"] == storage_subject("d")

@@ -40,11 +40,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     warn_if_any_source(settings)
+    if (args.capture is None) == (not args.paths):
+        from processor.config import ConfigError
+
+        raise ConfigError("ingest: give files (PATH...) or --capture PATH, one of the two")
+    if args.capture is not None:
+        from processor.cli.capture import ingest_capture
+
+        return ingest_capture(args, settings)
 
     async def work(store: Any) -> int:
         from processor.cli.output import write_summary
+        from processor.cli.progress import Progress
 
-        tally = await ingest(read_lines(args.paths), settings, store)
+        progress = Progress("ingest")
+        try:
+            tally = await ingest(progress.counted(read_lines(args.paths)), settings, store)
+        finally:
+            progress.close()
         write_summary(tally.summary(), args)
         return 0
 
@@ -185,7 +198,13 @@ def register(sub: Any) -> None:
         p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
 
     p = sub.add_parser("ingest", help="project message bodies from files, one per line ('-' = stdin)")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a file of message bodies, one per line ('-' = stdin)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="a file of message bodies, one per line ('-' = stdin)")
+    p.add_argument(
+        "--capture",
+        metavar="PATH",
+        help="read Event Hubs Capture files instead: a folder, or a blob container URL "
+        "(https://ACCOUNT.blob.core.windows.net/CONTAINER[/FOLDER]); see [capture] in the settings",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     store_option(p)
     p.set_defaults(func=cmd_ingest)

@@ -66,6 +66,14 @@ def _http_starter(settings: Settings, args: argparse.Namespace, servers: list[An
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.from_.startswith("capture:"):
+        from processor.cli.capture import replay_capture
+
+        return replay_capture(args, _settings(args))
+    if args.checkpoint_live:
+        from processor.config import ConfigError
+
+        raise ConfigError("--checkpoint-live: only with --from capture:PATH")
     import signal
     from contextlib import suppress
     from dataclasses import replace
@@ -113,6 +121,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
                 return 1
             total = sum(targets.values()) + len(targets)
+            from processor.cli.progress import Progress
+
+            bar = Progress("replay", total=total)
             stop = asyncio.Event()
             signals_seen = stop_on_signal(stop)
             progress = {"done": 0, "complete": False}
@@ -126,7 +137,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         if state.progress.safe is not None:
                             seen[pid] = state.progress.safe[0]
                     progress["done"] = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
-                    _progress_bar(progress["done"], total)
+                    bar.update(progress["done"])
                     if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
                         progress["complete"] = True
                         stop.set()
@@ -142,7 +153,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             try:
                 worker = await run_worker(settings, stop, options)
             except HubNotFound as exc:
-                print(file=sys.stderr)  # below the progress bar
+                bar.close()
                 print(f"processor: replay: {exc}", file=sys.stderr)
                 return 1
             finally:
@@ -150,7 +161,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     task.cancel()
                     with suppress(asyncio.CancelledError):
                         await task
-            print(file=sys.stderr)
+                bar.close()
             if not progress["complete"]:
                 received = signals_seen.received or signal.SIGINT
                 print(
@@ -165,13 +176,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await store.close()
 
     return asyncio.run(main())
-
-
-def _progress_bar(done: int, total: int) -> None:
-    width = 40
-    frac = 1.0 if total == 0 else min(1.0, done / total)
-    bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
-    print(f"\rreplay [{bar}] {done}/{total} messages ({frac:.0%})", end="", file=sys.stderr, flush=True)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -299,8 +303,9 @@ def register(sub: Any) -> None:
         "--from",
         dest="from_",
         default="earliest",
-        metavar="earliest|TIME",
-        help="where to start: earliest or an ISO-8601 time",
+        metavar="earliest|TIME|capture:PATH",
+        help="where to start: earliest, an ISO-8601 time, or capture:PATH (Event Hubs Capture files, a folder or "
+        "blob container URL, then the hub from where they end)",
     )
     p.add_argument(
         "--consumer-group",
@@ -308,6 +313,12 @@ def register(sub: Any) -> None:
         help="a consumer group of its own, so live workers are not disturbed (default: replay)",
     )
     p.add_argument("--force", action="store_true", help="replay into a store that already holds objects")
+    p.add_argument(
+        "--checkpoint-live",
+        action="store_true",
+        help="with capture:PATH, at the end move the live consumer group's checkpoints (PROCESSOR_CONSUMER_GROUP) "
+        "to where the rebuild stopped; a live checkpoint already there or past it is kept",
+    )
     summary_option(p)
     store_option(p)
     p.set_defaults(func=cmd_replay, stops_gracefully=True)

@@ -41,6 +41,8 @@ class StateCache:
         self._entries: OrderedDict[ObjectKey, _Entry] = OrderedDict()
         self._bytes = 0
         self._dirty = 0
+        self._new: set[ObjectKey] = set()  # rows not in the store yet
+        self._new_sorted: list[ObjectKey] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,15 +85,21 @@ class StateCache:
         """The cached row of a loaded object (None: it has none yet)."""
         return self._entries[key].row
 
-    def keys_beneath(self, source: str, prefix: str) -> list[ObjectKey]:
-        """Cached objects of `source` whose names start with `prefix` (a scan: for rare directory changes)."""
-        return [k for k, e in self._entries.items() if k[0] == source and k[1].startswith(prefix) and e.row is not None]
+    def new_keys(self) -> list[ObjectKey]:
+        """The objects whose rows exist only here so far (made since the last write), sorted: a store query
+        finds every other row."""
+        if self._new_sorted is None:
+            self._new_sorted = sorted(self._new)
+        return self._new_sorted
 
     def apply(self, key: ObjectKey, result: ObjectFold, event_size: int) -> None:
         """Keep a fold's new row (the object must have been loaded), sized by its largest event."""
         entry = self._entries[key]
         self._entries.move_to_end(key)
         if result.write is not None:
+            if entry.stored is None and key not in self._new:
+                self._new.add(key)
+                self._new_sorted = None
             entry.row = result.write.row
             if not entry.dirty:
                 entry.dirty = True
@@ -120,6 +128,9 @@ class StateCache:
                 entry.stored = w.row.revision
                 entry.dirty = False
                 self._dirty -= 1
+            if key in self._new:
+                self._new.discard(key)
+                self._new_sorted = None
 
     def rebase(self, stored: dict[ObjectKey, Row], reducer_of: Callable[[Row], MergeReducer], now: str) -> None:
         """Another writer changed these rows since they were loaded: join the cached state into theirs."""
@@ -146,6 +157,13 @@ class StateCache:
                 theirs.revision,
             )
             entry.stored = theirs.revision
+
+    def drop_clean(self, which: Callable[[Row], bool]) -> None:
+        """Forget the clean rows `which` picks (they are loaded again, fresh, when next needed)."""
+        for key, entry in list(self._entries.items()):
+            if not entry.dirty and entry.row is not None and which(entry.row):
+                del self._entries[key]
+                self._bytes -= entry.size
 
     def evict(self) -> None:
         """Drop the oldest clean rows until the cache is at half its bounds (dirty ones are kept)."""

@@ -107,8 +107,14 @@ class Row:
     def order(self) -> tuple[str, str]:
         return (self.sequencer, self.event_id)
 
-    def to_json(self) -> dict[str, Any]:
-        """The exported form (`processor export`, the HTTP API), fields in their documented order."""
+    def to_json(self, internal: bool = False) -> dict[str, Any]:
+        """The exported form (`processor export`, the HTTP API), fields in their documented order.
+
+        State fields named with a leading underscore are a reducer's bookkeeping (a storage object's `_own` and
+        `_timeline`, from which its other fields are derived): left out unless `internal`."""
+        state = self.state
+        if not internal and any(k[:1] == "_" for k in state):
+            state = {k: v for k, v in state.items() if k[:1] != "_"}
         return {
             "source": self.source,
             "object": self.object,
@@ -116,7 +122,7 @@ class Row:
             "event_id": self.event_id,
             "sequencer": self.sequencer,
             "etag": self.etag,
-            "state": self.state,
+            "state": state,
             "updated_at": self.updated_at,
         }
 

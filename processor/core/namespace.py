@@ -22,7 +22,7 @@ Pure: the caller loads the rows these functions read (see `processor.projector.f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from processor.core.merge import Contribution, MergeReducer
@@ -154,6 +154,8 @@ def timeline(state: State | None) -> dict[str, dict[str, Any]]:
 
 def lives(tl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The timeline's entries, a rename's own entry left out where its source forwarded a better one."""
+    if not any(k[-1:] == FORWARDED for k in tl):
+        return list(tl.values())
     return [e for k, e in tl.items() if k + FORWARDED not in tl]
 
 
@@ -171,12 +173,15 @@ def pushed(directory: str, key: str, entry: dict[str, Any], name: str) -> dict[s
     return out
 
 
-def pull(key: ObjectKey, rows: dict[ObjectKey, State | None], reducer: MergeReducer) -> list[Effect]:
-    """The entries the directories above `key` have for it (their recursive deletes and renames)."""
+def pull(
+    key: ObjectKey, entries_of: Callable[[ObjectKey], list[tuple[str, dict[str, Any]]]], reducer: MergeReducer
+) -> list[Effect]:
+    """The entries the directories above `key` have for it (their recursive deletes and renames);
+    `entries_of(directory)` gives a directory's `tree_entries`."""
     source, name = key
     out = []
     for directory in ancestors(name):
-        for k, e in tree_entries(directory, rows.get((source, directory))):
+        for k, e in entries_of((source, directory)):
             out.append(_pushed_effect((source, directory), k, e, name, reducer))
     return out
 
@@ -198,13 +203,12 @@ def forward(key: ObjectKey, state: State | None, reducer: MergeReducer) -> list[
     latest timeline entry before it), marked so that a later-learned, later entry wins. A blob's own rename
     proves it was live then; a move by a directory rename carries only what the object knows."""
     tl = timeline(state)
-    if not tl:
+    links = [(link, e) for link, e in tl.items() if e.get("k") == "gone" and e.get("to")]
+    if not links:
         return []
     entries = sorted(lives(tl), key=_order)
     out = []
-    for link, e in tl.items():
-        if e.get("k") != "gone" or not e.get("to"):
-            continue
+    for link, e in links:
         last = _last_before(entries, e["o"])
         if last is None or not any(x["k"] in ("live", "moved") and _order(x) < e["o"] for x in entries):
             # No life of its own before the move (only removals from above, which every new name beneath a

@@ -183,3 +183,11 @@ async def summary(request: web.Request) -> web.Response:
         "partitions_owned": sorted(worker.partitions, key=lambda p: (len(p), p)),
     }
     return json_response(body)
+
+
+async def history(request: web.Request) -> web.Response:
+    """GET /api/history: the worker's sampled last hour (no worker here, as under `serve`: no points)."""
+    worker = context(request).worker
+    if worker is None:
+        return json_response({"interval": None, "span": None, "points": []})
+    return json_response(worker.history.series())

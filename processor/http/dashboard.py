@@ -8,7 +8,7 @@ from aiohttp import web
 
 STATIC = Path(__file__).with_name("static")
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-_FILES = {"index.html", "app.js", "app.css", "favicon.svg"}
+_FILES = {"index.html", "app.js", "charts.js", "explore.js", "app.css", "favicon.svg"}
 
 
 def _file(name: str) -> web.Response:

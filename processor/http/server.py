@@ -18,6 +18,7 @@ Endpoints (GET/HEAD only; any other method is 405):
     /api/summary        counters, stored counts (cached 2 s), reorder buffer, commits
     /api/changes        ?after=POS &limit= &source= &prefix= &type= &state.FIELD=VALUE: the change feed, as JSON
                         pages or (Accept: text/event-stream) Server-Sent Events; see changes.py
+    /api/history        the worker's last hour, sampled: rates, lag per partition, enqueue-to-commit latency
     /                   the dashboard (static/), refreshing itself every 2 s from /api/
 
 Host: everything but the probes and /metrics answers only the host names of hosts.HostRule (IP addresses,
@@ -131,6 +132,7 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     get("/api/partitions", api.partitions)
     get("/api/summary", api.summary)
     get("/api/changes", changes.changes)
+    get("/api/history", api.history)
     get("/", dashboard.index)
     get("/static/{name}", dashboard.static)
     return app

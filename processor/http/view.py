@@ -10,7 +10,7 @@ state back to `lag`, so a protocol of its fields would not be the worker's own p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from azure.eventhub.aio import CheckpointStore
@@ -36,6 +36,14 @@ class HistogramView(Protocol):
 
     @property
     def seconds(self) -> float: ...
+
+
+class HistoryView(Protocol):
+    """The worker's sampled last hour (processor.worker.history.History)."""
+
+    def series(self) -> dict[str, Any]:
+        """interval, span and points: rates, lag and latency per interval, oldest first."""
+        ...
 
 
 class WorkerView(Protocol):
@@ -84,6 +92,11 @@ class WorkerView(Protocol):
     @property
     def partitions(self) -> Mapping[str, PartitionState]:
         """The partitions owned now, by id."""
+        ...
+
+    @property
+    def history(self) -> HistoryView:
+        """The last hour, sampled (the dashboard's charts)."""
         ...
 
     @property

@@ -25,6 +25,7 @@ from azure.eventhub.amqp import AmqpMessageBodyType
 from processor.config import Settings
 from processor.hub.wire import ENV, STOP, Batch, Closed, Delivery, Error, Frame, Opened, encode_frame, settings_from_env
 from processor.runtime import configure_logging
+from processor.tracing import start_tracing
 
 log = logging.getLogger("processor.feeder")
 
@@ -34,9 +35,19 @@ def delivery_kind(properties: dict[Any, Any] | None) -> str | None:
 
     A value that is not text (any producer may set the property) is None: it names no control message of
     Event Grid's, which is all the worker asks of it, and the frame stays of its declared type."""
+    return _text_property(properties, b"aeg-event-type")
+
+
+def diagnostic_id(properties: dict[Any, Any] | None) -> str | None:
+    """The `Diagnostic-Id` application property: the producer's trace context, as the Azure SDKs set it (W3C
+    traceparent). Only text is kept; the worker parses it when it makes its commit span."""
+    return _text_property(properties, b"Diagnostic-Id")
+
+
+def _text_property(properties: dict[Any, Any] | None, name: bytes) -> str | None:
     if not properties:
         return None
-    value = properties.get(b"aeg-event-type", properties.get("aeg-event-type"))
+    value = properties.get(name, properties.get(name.decode()))
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     return value if isinstance(value, str) else None
@@ -60,7 +71,7 @@ def message_body(event: EventData) -> tuple[bytes, str | None]:
     return b"".join(bytes(part) for part in body), None
 
 
-async def feed(settings: Settings, group: str) -> int:
+async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> int:
     from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
     from processor.hub.clients import consumer_client, not_found, starting_position
 
@@ -87,14 +98,16 @@ async def feed(settings: Settings, group: str) -> int:
             offset = ann[b"x-opt-offset"]
             stamp = ann.get(b"x-opt-enqueued-time")
             body, section = message_body(e)
+            properties = raw.application_properties
             deliveries.append(
                 Delivery(
                     ann[b"x-opt-sequence-number"],
                     offset.decode() if isinstance(offset, bytes) else offset,
                     body,
-                    delivery_kind(raw.application_properties),
+                    delivery_kind(properties),
                     stamp / 1000 if stamp is not None else None,
                     section,
+                    diagnostic_id(properties) if diagnostic_ids else None,
                 )
             )
         await send(Batch(context.partition_id, props.get("sequence_number"), deliveries))
@@ -145,13 +158,15 @@ def main() -> int:
     # The parent decides when to stop; a Ctrl-C in the terminal reaches it, and it tells us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    settings, group = settings_from_env(os.environ[ENV])
+    settings, group, diagnostic_ids = settings_from_env(os.environ[ENV])
     # The level and format the worker resolved (file or variable), not the variables alone.
     configure_logging(settings.log_level, settings.log_format)
+    # The SDK's receive and process spans are made here, in the process that runs the consumer.
+    start_tracing(settings)
     # The SDK warns of each error on every retry (every load-balancing round, per partition); each also goes to
     # on_error, and the worker reports a run of them once, or, for a missing hub, at a steady pace.
     logging.getLogger("azure.eventhub.aio._eventprocessor.event_processor").setLevel(logging.ERROR)
-    return asyncio.run(feed(settings, group))
+    return asyncio.run(feed(settings, group, diagnostic_ids))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ its settings in the environment (`ENV`, `settings_to_env`). The feeder answers o
 
 each as a 4-byte big-endian length and a msgpack array: the frame's tag, then its fields in the order above
 (msgspec structs with `array_like`: no field names on the wire, so a frame costs what a positional list did).
-E.g. `["batch", "0", 41, [[40, "8160", b"{...}", "Notification", 1700000000.25, None]]]`.
+E.g. `["batch", "0", 41, [[40, "8160", b"{...}", "Notification", 1700000000.25, None, None]]]`.
 
 On the feeder's stdin the worker writes `STOP` for a graceful stop (close the client, releasing ownership);
 end of file there means the worker is gone, and the feeder exits at once, as a crash would.
@@ -43,6 +43,9 @@ class Delivery(msgspec.Struct, array_like=True, gc=False):
     kind: str | None  # Event Grid's `aeg-event-type` application property (Notification, SubscriptionValidation...)
     enqueued: float | None  # the hub's enqueue time, epoch seconds
     section: str | None  # None: a data section; else the AMQP body type ("value", "sequence"): not an event
+    # The producer's trace context (W3C traceparent) from the `Diagnostic-Id` application property; forwarded
+    # only when the worker traces (see `settings_to_env`), else None.
+    diagnostic_id: str | None = None
 
 
 class Opened(msgspec.Struct, tag="open", array_like=True):
@@ -91,12 +94,14 @@ async def read_frame(stream: asyncio.StreamReader) -> Frame | None:
         return None
 
 
-def settings_to_env(settings: Settings, consumer_group: str) -> str:
-    return msgspec.json.encode({"settings": asdict(settings), "consumer_group": consumer_group}).decode()
+def settings_to_env(settings: Settings, consumer_group: str, diagnostic_ids: bool = False) -> str:
+    """`diagnostic_ids`: forward each message's Diagnostic-Id (the worker traces its commits)."""
+    doc = {"settings": asdict(settings), "consumer_group": consumer_group, "diagnostic_ids": diagnostic_ids}
+    return msgspec.json.encode(doc).decode()
 
 
-def settings_from_env(text: str) -> tuple[Settings, str]:
+def settings_from_env(text: str) -> tuple[Settings, str, bool]:
     doc: dict[str, Any] = msgspec.json.decode(text)
     # JSON has no tuples: every list-valued setting goes back to the tuple Settings holds.
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()}
-    return Settings(**fields), doc["consumer_group"]
+    return Settings(**fields), doc["consumer_group"], bool(doc.get("diagnostic_ids"))

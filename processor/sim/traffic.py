@@ -1,5 +1,6 @@
 """Event Grid traffic as Azure ML workspaces and storage accounts produce it, then delivered the way Event Grid
-delivers it: one-element arrays, each source in its subscription's schema, some events twice, some late.
+delivers it: one-element arrays, each source in its subscription's schema, some events twice, some late. One
+storage account is a data lake (hierarchical namespace): directories, renames and recursive deletes.
 
 `lifecycle(...)` yields events in the order they happened; `deliver(...)` disorders them. Both are pure
 functions of their seed.
@@ -12,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -41,12 +43,69 @@ def _time(t: datetime, rng: random.Random) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}{rng.randrange(10)}Z"
 
 
+def lake_id(n: int) -> str:
+    return f"{SUBSCRIPTION}/providers/Microsoft.Storage/storageAccounts/mllake{n}"
+
+
+class _Lake:
+    """A data lake account (hierarchical namespace), written the way a batch job writes one: each job creates
+    a staging directory, writes part files (some as a temporary name, then renamed), then renames the whole
+    directory into its table; old job directories are deleted recursively."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.jobs = 0
+        self.staging: dict[int, list[str]] = {}  # job -> part names written
+        self.published: list[str] = []  # directories under tables/
+
+    def next(self) -> tuple[str, str, dict[str, Any]]:
+        """(event type, path, data without sequencer) of the lake's next operation."""
+        rng = self.rng
+        url = "https://mllake0.dfs.core.windows.net/lake/"
+        if not self.staging or rng.random() < 0.08:
+            self.jobs += 1
+            self.staging[self.jobs] = []
+            path = f"staging/job-{self.jobs}"
+            return "DirectoryCreated", path, {"api": "CreateDirectory", "url": url + path}
+        job = rng.choice(list(self.staging))
+        parts = self.staging[job]
+        roll = rng.random()
+        if self.published and roll < 0.04:
+            path = self.published.pop(0)
+            return "DirectoryDeleted", path, {"api": "DeleteDirectory", "url": url + path, "recursive": "true"}
+        temporary = [p for p in parts if p.endswith(".tmp")]
+        if temporary and roll < 0.6:
+            source = temporary[0]
+            parts[parts.index(source)] = source[: -len(".tmp")]
+            data = {"api": "RenameFile", "sourceUrl": url + source, "destinationUrl": url + source[: -len(".tmp")]}
+            return "BlobRenamed", source[: -len(".tmp")], data
+        if len(parts) >= 3 and roll < 0.25:
+            del self.staging[job]
+            source, target = f"staging/job-{job}", f"tables/t{job % 4}/job-{job}"
+            self.published.append(target)
+            data = {"api": "RenameDirectory", "sourceUrl": url + source, "destinationUrl": url + target}
+            return "DirectoryRenamed", target, data
+        path = f"staging/job-{job}/part-{len(parts):04d}.parquet" + (".tmp" if rng.random() < 0.5 else "")
+        parts.append(path)
+        created: dict[str, object] = {
+            "api": "FlushWithClose",
+            "eTag": f"0x8D{rng.getrandbits(52):013X}",
+            "contentType": "application/octet-stream",
+            "contentLength": rng.randrange(1, 1 << 28),
+            "contentOffset": 0,
+            "blobType": "BlockBlob",
+            "url": url + path,
+        }
+        return "BlobCreated", path, created
+
+
 def lifecycle(n_events: int, seed: int = 7, workspaces: int = 2, accounts: int = 1) -> Iterator[dict]:
     """Events in happening order, in the Event Grid schema."""
     rng = random.Random(seed)
     clock = START
     blob_seq = 0x10000000000000000000
     made = 0
+    lake = _Lake(random.Random(seed + 1))
     runs: list[list] = []  # [source, experiment, run id, next status index, outcome]
     models: dict[tuple[str, str], int] = {}
     blobs: list[tuple[int, str]] = []
@@ -150,6 +209,20 @@ def lifecycle(n_events: int, seed: int = 7, workspaces: int = 2, accounts: int =
                     "StartTime": start.isoformat().replace("+00:00", "Z"),
                     "EndTime": clock.isoformat().replace("+00:00", "Z"),
                 },
+            )
+        elif roll < 0.74:
+            etype, path, data = lake.next()
+            blob_seq += rng.randrange(1, 1 << 20)
+            data = {
+                **data,
+                "clientRequestId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "requestId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "sequencer": f"{blob_seq:032X}",
+                "identity": "$superuser",
+                "storageDiagnostics": {"batchId": str(uuid.UUID(int=rng.getrandbits(128)))},
+            }
+            yield event(
+                lake_id(0), f"Microsoft.Storage.{etype}", f"/blobServices/default/containers/lake/blobs/{path}", data
             )
         else:
             account = rng.randrange(accounts)

@@ -40,8 +40,12 @@ class Change:
     revision: int  # the row's revision after this write: grows by one per write of the object
     committed_at: str  # the store's clock at the commit, `utc_now`'s form (SQLite: to the millisecond)
 
-    def to_json(self) -> dict[str, Any]:
-        """The exported form (`/api/changes`, `processor changes`), fields in their documented order."""
+    def to_json(self, internal: bool = False) -> dict[str, Any]:
+        """The exported form (`/api/changes`, `processor changes`), fields in their documented order; the
+        state as `Row.to_json` exports it (without a reducer's bookkeeping, its `_` fields, unless `internal`)."""
+        state = self.state
+        if not internal and any(k[:1] == "_" for k in state):
+            state = {k: v for k, v in state.items() if k[:1] != "_"}
         return {
             "position": self.position,
             "source": self.source,
@@ -50,7 +54,7 @@ class Change:
             "event_id": self.event_id,
             "sequencer": self.sequencer,
             "etag": self.etag,
-            "state": self.state,
+            "state": state,
             "revision": self.revision,
             "updated_at": self.updated_at,
             "committed_at": self.committed_at,

@@ -14,17 +14,23 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from processor.config import Settings
 from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
 from processor.hub.clients import consumer_client, hub_name, namespace
 from processor.stores.base import ProjectionStore
 from processor.stores.registry import open_store
+from processor.tracing import flush_tracing, start_tracing
 from processor.worker.feed import Feed
+from processor.worker.history import History
 from processor.worker.missing import HubNotFound
 from processor.worker.retry import Streak
 from processor.worker.watches import MissingWatch, StallWatch
 from processor.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["HubNotFound", "WorkerOptions", "run_worker"]
 
@@ -40,6 +46,8 @@ class WorkerOptions:
     not_found_report_interval: float = 60.0  # the ERROR while the hub or consumer group is missing, repeated
     on_started: Callable[[Worker], Awaitable[None] | None] | None = None
     store: ProjectionStore | None = None  # an open store to use instead of opening settings.store_url
+    tracer_provider: TracerProvider | None = None  # spans of the commits go here instead of the settings' exporter
+    history_interval: float = 10.0  # seconds between the dashboard's samples (an hour of them is kept)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOptions | None = None) -> Worker:
@@ -51,8 +59,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     checkpoints = await open_checkpoint_store(settings)
     group = options.consumer_group or settings.consumer_group
     worker = Worker(settings, store, checkpoints, namespace(settings), hub_name(settings), group)
+    tracing = options.tracer_provider or start_tracing(settings)
+    if tracing is not None:
+        from processor.worker.commit_spans import CommitSpans
+
+        worker.spans = CommitSpans(tracing.get_tracer("processor.worker"), hub_name(settings))
     # Partition properties (the stall watch) come from a client of our own; receiving is the feeder's.
     client = consumer_client(settings, consumer_group=group)
+    worker.history = History(options.history_interval)
     receive_errors = Streak("receiving")
     missing = MissingWatch(worker, settings, group, options.not_found_report_interval)
     stalls = StallWatch(worker, client, options.stall_check_interval, receive_errors)
@@ -63,7 +77,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
     checkpointing = asyncio.create_task(worker.checkpointer.run(), name="checkpoints")
     watching_stalls = asyncio.create_task(stalls.run(), name="stalls")
     watching_missing = asyncio.create_task(missing.run(), name="missing")
-    parts = [consuming, applying, checkpointing, watching_stalls, watching_missing]
+    sampling = asyncio.create_task(worker.history.run(worker), name="history")
+    parts = [consuming, applying, checkpointing, watching_stalls, watching_missing, sampling]
     try:
         if options.on_started:
             maybe = options.on_started(worker)
@@ -85,6 +100,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
         watching_stalls.cancel()
         checkpointing.cancel()  # the shutdown writes the last checkpoints itself
         watching_missing.cancel()
+        sampling.cancel()
         await worker.shutdown(settings.shutdown_timeout)
         applying.cancel()
         await feed.stop()
@@ -103,4 +119,5 @@ async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOpt
         await close_checkpoint_store(checkpoints)
         if own_store:
             await store.close()
+        flush_tracing(tracing)
     return worker

@@ -43,7 +43,8 @@ class Feed:
             "processor.hub.feeder",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, ENV: settings_to_env(settings, consumer_group)},
+            # The messages' Diagnostic-Ids travel only when the worker makes spans of its commits.
+            env={**os.environ, ENV: settings_to_env(settings, consumer_group, diagnostic_ids=worker.spans is not None)},
             start_new_session=True,  # a Ctrl-C reaches the worker; the worker tells the feeder when to stop
         )
         return cls(process, worker, missing, receive_errors)

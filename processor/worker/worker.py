@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from azure.eventhub.aio import CheckpointStore
 
@@ -33,9 +34,13 @@ from processor.hub.wire import Delivery
 from processor.projector import Projector
 from processor.stores.base import ProjectionStore, StoreError
 from processor.worker.checkpointer import Checkpointer
+from processor.worker.history import History
 from processor.worker.metrics import COMMIT_BUCKETS, Histogram, latency_buckets
 from processor.worker.partitions import PartitionState
 from processor.worker.retry import Streak, backoff
+
+if TYPE_CHECKING:
+    from processor.worker.commit_spans import CommitSpans
 
 __all__ = ["PartitionState", "Worker"]
 
@@ -96,6 +101,8 @@ class Worker:
         self.running = False
         self.store_healthy = True
         self.consumer_alive: bool | None = None  # set by whoever runs the SDK consumer (feed, watches)
+        self.spans: CommitSpans | None = None  # a span per commit, when tracing is on (set before the first frame)
+        self.history = History()  # the last hour, sampled by run_worker for the dashboard
 
     @property
     def checkpoint_streak(self) -> Streak:
@@ -123,6 +130,8 @@ class Worker:
             return origin is not None and origin.partition == partition_id and origin.generation == gen
 
         dropped = self.buffer.drop(lambda ev: of_this_ownership(ev.origin))
+        if self.spans is not None:
+            self.spans.forget(partition_id)
         self._dead = [held for held in self._dead if not of_this_ownership(held.origin)]
         if dropped or lost:
             # The next owner starts from our last checkpoint, so it receives these again.
@@ -157,8 +166,11 @@ class Worker:
         # the buffer goes from empty (asleep for the checkpoint interval) to holding something.
         was_empty = len(buffer) == 0
         hub = self.ids["eventhub_name"]
+        diagnostic = self.spans.diagnostic_ids(partition_id, gen) if self.spans is not None else None
         for d in deliveries:
             seq = d.sequence_number
+            if diagnostic is not None and d.diagnostic_id is not None:
+                diagnostic[seq] = d.diagnostic_id
             origin = Origin(hub, partition_id, gen, seq, d.enqueued)
             admitted, dead = intake.admit(
                 d.body, tally, origin=origin, label=origin.label, delivery_kind=d.kind, body_section=d.section
@@ -213,7 +225,11 @@ class Worker:
         if len(self.buffer) < self.buffer.max_events:
             self._room.set()
         if released or dead:
-            await self._commit(released, dead)
+            if self.spans is None:
+                await self._commit(released, dead)
+            else:
+                with self.spans.span(released, [held.origin for held in dead]):
+                    await self._commit(released, dead)
             committed_at, latency = time.time(), self.enqueue_latency
             for events in released.values():
                 for ev in events:
@@ -225,6 +241,8 @@ class Worker:
                         latency.observe(committed_at - origin.enqueued)
             for held in dead:
                 self._finish(held.origin)
+            if self.spans is not None:
+                self.spans.prune(self.partitions)
 
     def _finish(self, origin: Origin) -> None:
         state = self.partitions.get(origin.partition)

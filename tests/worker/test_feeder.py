@@ -24,7 +24,8 @@ def test_settings_survive_the_trip_to_the_feeder():
             {"types": ["X.Y"], "subjects": ["a/{B}"], "object": "b/{B}", "sequencer": "time", "reducer": "merge"},
         ),
     )
-    assert settings_from_env(settings_to_env(settings, "cg")) == (settings, "cg")
+    assert settings_from_env(settings_to_env(settings, "cg")) == (settings, "cg", False)
+    assert settings_from_env(settings_to_env(settings, "cg", diagnostic_ids=True))[2] is True
 
 
 async def start_feeder(settings):

@@ -23,7 +23,9 @@ function takeTokenFromFragment() {
     } catch (e) {
       // A malformed #token= (a lone %): ignore it and let the page ask for the token.
     }
-    history.replaceState(null, "", location.pathname + location.search);  // keep it out of the address bar
+    // Keep it out of the address bar; the rest of the fragment (a search, an object) stays.
+    const rest = location.hash.slice(1).split("&").filter((part) => !part.startsWith("token=")).join("&");
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
   }
 }
 
@@ -155,7 +157,7 @@ function renderRecent(page) {
   const rows = page.objects.map((o) => {
     const s = summarize(o.state);
     return el("tr", { "data-object": o.object, "data-source": o.source, "data-type": o.event_type },
-      el("td", { class: "mono", title: o.object }, o.object),
+      el("td", { class: "mono" }, el("a", { href: objectLink(o.object, o.source), title: o.object }, o.object)),
       el("td", {}, shortType(o.event_type)),
       el("td", { class: s.cls || "" }, s.text),
       el("td", { title: o.source }, shortSource(o.source)),
@@ -170,7 +172,7 @@ async function refreshDeadLetters() {
   deadLetters = page.dead_letters;
   const rows = deadLetters.map((d) =>
     el("tr", { "data-dead-letter": String(d.id) },
-      el("td", { class: "num" }, d.id),
+      el("td", { class: "num" }, el("a", { href: "#deadletter=" + d.id, title: "show its body" }, d.id)),
       el("td", { class: "reason" }, d.reason),
       el("td", { class: "mono" }, d.origin),
       el("td", {}, el("time", { datetime: d.received_at, title: d.received_at }, ago(d.received_at)))));
@@ -197,6 +199,7 @@ async function refresh() {
     api("/api/recent?limit=" + RECENT_SHOWN).then(renderRecent),
     refreshDeadLetters(),
     refreshReadiness(),
+    api("/api/history").then(renderHistory),
   ]);
   const failures = results.filter((r) => r.status === "rejected").map((r) => r.reason);
   const needsToken = failures.some((e) => e instanceof AuthError);
@@ -229,6 +232,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#token-input").value = "";
     clearTimeout(timer);
     loop();
+    route();
   });
+  setUpExplore();
   loop();
 });
