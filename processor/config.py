@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
 from processor.stores.feed import DEFAULT_MAX_AGE, DEFAULT_MAX_CHANGES, FeedRetention
+from processor.stores.history import HistoryRetention
 from processor.stores.urls import is_postgres_url, is_sqlite_url
 
 DEFAULT_FILE = Path("config/processor.toml")
@@ -89,12 +90,18 @@ class Settings:
     webhook_secret: str | None = field(default=None, repr=False)
     webhook_batch: int = 100
     webhook_timeout: float = 10.0
+    # Object history (processor.stores.history): events kept per object (0: off) and for how long.
+    history_per_object: int = 0
+    history_seconds: float = DEFAULT_MAX_AGE
 
     def catalog(self) -> Catalog:
         return build_catalog(self.catalog_types, reducers=self.catalog_reducers)
 
     def feed_retention(self) -> FeedRetention:
         return FeedRetention(self.feed_retention_changes, self.feed_retention_seconds)
+
+    def object_history(self) -> HistoryRetention | None:
+        return HistoryRetention(self.history_per_object, self.history_seconds) if self.history_per_object else None
 
     def checkpoint_kind(self) -> str:
         return "blob" if (self.checkpoint_connection_string or self.checkpoint_account_url) else "sqlite"
@@ -429,6 +436,8 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "webhook_secret": ("webhook", "secret", "PROCESSOR_WEBHOOK_SECRET", _optional_text),
     "webhook_batch": ("webhook", "batch", "PROCESSOR_WEBHOOK_BATCH", _positive_int),
     "webhook_timeout": ("webhook", "timeout", "PROCESSOR_WEBHOOK_TIMEOUT", _positive_seconds),
+    "history_per_object": ("history", "per_object", "PROCESSOR_HISTORY_PER_OBJECT", _count),
+    "history_seconds": ("history", "seconds", "PROCESSOR_HISTORY_SECONDS", _seconds),
     "tracing_exporter": (
         "tracing",
         "exporter",

@@ -44,7 +44,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
 
         stop = asyncio.Event()
         stop_on_signal(stop)
-        store = open_store(settings.store_url, settings.feed_retention())
+        store = open_store(settings.store_url, settings.feed_retention(), settings.object_history())
         await store.open()
         table: Table | None = None
         after = printed = args.after

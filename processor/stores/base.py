@@ -8,7 +8,8 @@ The data shapes live here, with the contract, because every store and every call
 timestamp text rows carry (`utc_now`; `recent` orders by it, and the projector and file ingest stamp rows with
 it), the field names a `Query` may compare (`state_field`), and the dict `dead_letters` returns
 (`dead_letter_dict`). Choosing a store by URL is `processor.stores.registry`'s; this module imports no store.
-The change feed's shapes are `processor.stores.feed`'s. May import `processor.core` and `processor.stores.feed`.
+The change feed's shapes are `processor.stores.feed`'s, the object history's `processor.stores.history`'s. May
+import `processor.core` and those two.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
 from processor.stores.feed import ChangePage, ChangeQuery, FeedRetention
+from processor.stores.history import HistoryEntry, HistoryRetention
 
 EXPORT_PAGE = 5000  # rows per query while exporting
 
@@ -46,6 +48,8 @@ class ProjectionStore(abc.ABC):
     url: str
     # How much of the change feed to keep; a writer prunes the rest now and then after its commits.
     retention: FeedRetention = FeedRetention()
+    # Object history (processor.stores.history): off unless set.
+    history: HistoryRetention | None = None
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -117,6 +121,10 @@ class ProjectionStore(abc.ABC):
     @abc.abstractmethod
     async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
         """Delete up to a batch of the oldest changes `retention` no longer keeps; (pruned through, more left)."""
+
+    @abc.abstractmethod
+    async def object_history(self, source: str, obj: str, limit: int = 100) -> list[HistoryEntry]:
+        """The object's kept events (when `history` is on), newest recorded first."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

@@ -25,7 +25,8 @@ import orjson
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
 from processor.stores import postgres_feed
 from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
-from processor.stores.feed import ChangePage, ChangeQuery, FeedRetention, HeadWatch, PruneSchedule
+from processor.stores.feed import PRUNE_BATCH, ChangePage, ChangeQuery, FeedRetention, HeadWatch, PruneSchedule
+from processor.stores.history import HistoryEntry, HistoryRecord, records
 from processor.stores.urls import is_postgres_url
 
 T = TypeVar("T")
@@ -294,24 +295,36 @@ class PostgresStore(ProjectionStore):
                 col.append(dl_value)
         args = (*cols, utc_now(), *dl_cols)
 
+        keep = self.history if any(w.events for w in writes) else None
+
         async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             for attempt in range(_DEADLOCK_RETRIES):
                 try:
-                    return await conn.fetch(_COMMIT, *args)
+                    if keep is None:
+                        return await conn.fetch(_COMMIT, *args)
+                    # With the history, a transaction of two statements: the rows (and the feed) first, then the
+                    # history of those written. The feed's counter stays locked for the second one too.
+                    async with conn.transaction():
+                        found = await conn.fetch(_COMMIT, *args)
+                        failed = {renamed.get((r[0], r[1]), (r[0], r[1])) for r in found}
+                        kept = [_history_text(r) for r in records(writes, failed)]
+                        if kept:
+                            await postgres_feed.record_history(conn, kept, keep.per_object)
+                    return found
                 except asyncpg.TransactionRollbackError:  # deadlock, or serialization under stricter isolation
                     if attempt == _DEADLOCK_RETRIES - 1:
                         raise
             raise AssertionError("unreachable")
 
-        records = await self._run("commit", run)
-        if self._prunes.due() and not self.retention.unlimited:
+        found = await self._run("commit", run)
+        if self._prunes.due() and (not self.retention.unlimited or self.history is not None):
             try:
                 _, more = await self.prune_changes(self.retention)
             except StoreError as exc:  # the commit stands; pruning is tried again later
                 log.warning("pruning the change feed failed: %s", exc)
                 more = False
             self._prunes.done(more)
-        return {renamed.get((r[0], r[1]), (r[0], r[1])) for r in records}
+        return {renamed.get((r[0], r[1]), (r[0], r[1])) for r in found}
 
     async def query(self, q: Query) -> list[Row]:
         where, params = _filters(q.source, q.prefix, q.object, q.event_type, q.state_equals)
@@ -380,7 +393,17 @@ class PostgresStore(ProjectionStore):
         )
 
     async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
-        return await self._run("prune", lambda c: postgres_feed.prune(c, retention))
+        pruned = await self._run("prune", lambda c: postgres_feed.prune(c, retention))
+        if self.history is not None and self.history.max_age:
+            age = self.history.max_age
+            if await self._run("prune history", lambda c: postgres_feed.prune_history(c, age)) >= PRUNE_BATCH:
+                pruned = (pruned[0], True)
+        return pruned
+
+    async def object_history(self, source: str, obj: str, limit: int = 100) -> list[HistoryEntry]:
+        return await self._run(
+            "history", lambda c: postgres_feed.read_history(c, _text(source.lower()) or "", _text(obj) or "", limit)
+        )
 
 
 async def _migrate(conn: asyncpg.Connection) -> None:
@@ -436,6 +459,15 @@ def _filters(
     for field, value in state_equals:
         where.append(f"state ->> {param(state_field(field))} = {param(value)}")
     return where, params
+
+
+def _history_text(record: HistoryRecord) -> HistoryRecord:
+    s, o, eid, etype, time, seq, outcome, partition, number = record
+    return (_t(s), _t(o), _t(eid), _t(etype), _t(time), _t(seq), outcome, _text(partition), number)
+
+
+def _t(value: str) -> str:
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _text(value: str | None) -> str | None:

@@ -24,6 +24,7 @@ import asyncpg
 import orjson
 
 from processor.stores.feed import PRUNE_BATCH, Change, ChangePage, ChangeQuery, FeedRetention, check_position, page_of
+from processor.stores.history import HistoryEntry, HistoryRecord
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,20 @@ CREATE TABLE IF NOT EXISTS changes (
     updated_at TEXT COLLATE "C" NOT NULL,
     revision BIGINT NOT NULL,
     committed_at TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id BIGSERIAL PRIMARY KEY,
+    source TEXT COLLATE "C" NOT NULL,
+    object TEXT COLLATE "C" NOT NULL,
+    event_id TEXT COLLATE "C" NOT NULL,
+    event_type TEXT NOT NULL,
+    time TEXT NOT NULL,
+    sequencer TEXT COLLATE "C" NOT NULL,
+    outcome TEXT NOT NULL,
+    partition TEXT,
+    sequence_number BIGINT,
+    recorded_at TEXT COLLATE "C" NOT NULL,
+    UNIQUE (source, object, event_id)
 );
 CREATE TABLE IF NOT EXISTS feed (id INT PRIMARY KEY CHECK (id = 1), head BIGINT NOT NULL);
 INSERT INTO feed VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
@@ -156,6 +171,50 @@ async def prune(conn: asyncpg.Connection, retention: FeedRetention) -> tuple[int
                 str(target),
             )
     return max(target, pruned), cut > target
+
+
+async def record_history(conn: asyncpg.Connection, recs: list[HistoryRecord], per_object: int) -> None:
+    """Keep `recs` (in the caller's transaction), then trim each of their objects to its newest `per_object`."""
+    columns = list(zip(*recs))
+    await conn.execute(
+        "INSERT INTO history (source, object, event_id, event_type, time, sequencer, outcome, partition, "
+        f"sequence_number, recorded_at) SELECT *, {_NOW} FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[]) "
+        "ON CONFLICT (source, object, event_id) DO NOTHING",
+        *(list(c) for c in columns),
+    )
+    keys = list(dict.fromkeys((r[0], r[1]) for r in recs))
+    await conn.execute(
+        "DELETE FROM history h USING unnest($1::text[], $2::text[]) AS k(source, object) "
+        "WHERE h.source = k.source AND h.object = k.object AND h.id <= (SELECT x.id FROM history x "
+        "WHERE x.source = k.source AND x.object = k.object ORDER BY x.id DESC OFFSET $3 LIMIT 1)",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        per_object,
+    )
+
+
+async def read_history(conn: asyncpg.Connection, source: str, obj: str, limit: int) -> list[HistoryEntry]:
+    """The object's kept events, newest recorded first."""
+    rows = await conn.fetch(
+        "SELECT event_id, event_type, time, sequencer, outcome, partition, sequence_number, recorded_at "
+        "FROM history WHERE source = $1 AND object = $2 ORDER BY id DESC LIMIT $3",
+        source,
+        obj,
+        limit,
+    )
+    return [HistoryEntry(*r) for r in rows]
+
+
+async def prune_history(conn: asyncpg.Connection, max_age: float) -> int:
+    """Delete at most a batch of the oldest kept events older than `max_age` seconds; how many."""
+    done = await conn.execute(
+        "DELETE FROM history WHERE id IN (SELECT id FROM history ORDER BY id LIMIT $1) AND recorded_at < "
+        """to_char((now() - make_interval(secs => $2)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+        PRUNE_BATCH,
+        float(max_age),
+    )
+    return int(done.split()[-1])
 
 
 class Listener:

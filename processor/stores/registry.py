@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from processor.stores.base import ProjectionStore
     from processor.stores.feed import FeedRetention
+    from processor.stores.history import HistoryRetention
 
 
 def _sqlite(url: str) -> ProjectionStore:
@@ -34,9 +35,11 @@ _STORES: dict[str, Callable[[str], ProjectionStore]] = {
 }
 
 
-def open_store(url: str, retention: FeedRetention | None = None) -> ProjectionStore:
-    """A store for `url` (not yet opened), keeping `retention` of its change feed (else the defaults). Raises
-    ValueError naming what is wrong with the URL."""
+def open_store(
+    url: str, retention: FeedRetention | None = None, history: HistoryRetention | None = None
+) -> ProjectionStore:
+    """A store for `url` (not yet opened), keeping `retention` of its change feed (else the defaults) and, with
+    `history`, its objects' history. Raises ValueError naming what is wrong with the URL."""
     scheme, separator, _ = url.partition("://")
     make = _STORES.get(scheme) if separator else None
     if make is None:
@@ -44,4 +47,5 @@ def open_store(url: str, retention: FeedRetention | None = None) -> ProjectionSt
     store = make(url)
     if retention is not None:
         store.retention = retention
+    store.history = history
     return store

@@ -18,6 +18,7 @@ from processor.core.model import DeadLetter, ObjectKey, Row, Write
 from processor.stores import sqlite_feed
 from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
 from processor.stores.feed import ChangePage, ChangeQuery, FeedRetention, HeadWatch, PruneSchedule
+from processor.stores.history import HistoryEntry, records
 from processor.stores.sqlite_thread import SqliteThread, connect, immediate_transaction
 from processor.stores.urls import sqlite_path
 
@@ -150,7 +151,7 @@ class SqliteStore(ProjectionStore):
     async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
         conflicts, head = await self._run(self._commit, writes, dead_letters)
         self._watch.saw(head)
-        if self._prunes.due() and not self.retention.unlimited:
+        if self._prunes.due() and (not self.retention.unlimited or self.history is not None):
             try:
                 _, more = await self.prune_changes(self.retention)
             except StoreError as exc:  # the commit stands; pruning is tried again later
@@ -213,6 +214,8 @@ class SqliteStore(ProjectionStore):
                 # Some compare-and-set failed: find which, by what is stored now (rare, so not on the fast path).
                 stored = self._load([w.row.key for w in writes])
                 conflicts = {w.row.key for w in writes if not _holds(stored.get(w.row.key), w.row)}
+            if self.history is not None and (kept := records(writes, conflicts)):
+                sqlite_feed.record_history(db, kept, self.history.per_object)
             if dead_letters:
                 now = utc_now()
                 db.executemany(
@@ -283,7 +286,15 @@ class SqliteStore(ProjectionStore):
         await self._run(lambda: sqlite_feed.save_cursor(self._conn(), name, position))
 
     async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
-        return await self._run(lambda: sqlite_feed.prune(self._conn(), retention))
+        pruned = await self._run(lambda: sqlite_feed.prune(self._conn(), retention))
+        if self.history is not None and self.history.max_age:
+            age = self.history.max_age
+            if await self._run(lambda: sqlite_feed.prune_history(self._conn(), age)) >= sqlite_feed.PRUNE_BATCH:
+                pruned = (pruned[0], True)
+        return pruned
+
+    async def object_history(self, source: str, obj: str, limit: int = 100) -> list[HistoryEntry]:
+        return await self._run(lambda: sqlite_feed.read_history(self._conn(), source.lower(), obj, limit))
 
 
 def _filters(

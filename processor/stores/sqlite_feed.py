@@ -1,4 +1,5 @@
-"""The SQLite store's change feed: its table, the triggers that fill it, reading, pruning, the migration.
+"""The SQLite store's change feed (its table, the triggers that fill it, reading, pruning, the migration) and
+its object history (`processor.stores.history`).
 
 Triggers on the projection write each change in the row's own transaction, numbered by AUTOINCREMENT. Writers
 hold the database's one write lock from BEGIN IMMEDIATE to COMMIT, so positions are in commit order, and a
@@ -13,6 +14,7 @@ import sqlite3
 import orjson
 
 from processor.stores.feed import PRUNE_BATCH, Change, ChangePage, ChangeQuery, FeedRetention, check_position, page_of
+from processor.stores.history import HistoryEntry, HistoryRecord
 from processor.stores.sqlite_thread import immediate_transaction
 
 # AUTOINCREMENT: a position is never used twice, even once retention has deleted every change.
@@ -29,6 +31,20 @@ CREATE TABLE IF NOT EXISTS changes (
     updated_at TEXT NOT NULL,
     revision INTEGER NOT NULL,
     committed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    object TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    time TEXT NOT NULL,
+    sequencer TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    partition TEXT,
+    sequence_number INTEGER,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (source, object, event_id)
 );
 """
 _COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, updated_at, revision"
@@ -101,6 +117,42 @@ def save_cursor(db: sqlite3.Connection, name: str, position: int) -> None:
             "SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
             ("cursor/" + name, str(position)),
         )
+
+
+def record_history(db: sqlite3.Connection, recs: list[HistoryRecord], per_object: int) -> None:
+    """Keep `recs` (in the caller's transaction), then trim each of their objects to its newest `per_object`."""
+    db.executemany(
+        "INSERT INTO history (source, object, event_id, event_type, time, sequencer, outcome, partition, "
+        f"sequence_number, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOW}) "
+        "ON CONFLICT (source, object, event_id) DO NOTHING",
+        recs,
+    )
+    keys = list(dict.fromkeys((r[0], r[1]) for r in recs))
+    db.executemany(
+        "DELETE FROM history WHERE source = ? AND object = ? AND id <= (SELECT id FROM history "
+        "WHERE source = ? AND object = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        [(s, o, s, o, per_object) for s, o in keys],
+    )
+
+
+def read_history(db: sqlite3.Connection, source: str, obj: str, limit: int) -> list[HistoryEntry]:
+    """The object's kept events, newest recorded first."""
+    rows = db.execute(
+        "SELECT event_id, event_type, time, sequencer, outcome, partition, sequence_number, recorded_at "
+        "FROM history WHERE source = ? AND object = ? ORDER BY id DESC LIMIT ?",
+        (source, obj, limit),
+    ).fetchall()
+    return [HistoryEntry(*r) for r in rows]
+
+
+def prune_history(db: sqlite3.Connection, max_age: float) -> int:
+    """Delete at most a batch of the oldest kept events older than `max_age` seconds; how many."""
+    with immediate_transaction(db):
+        return db.execute(
+            "DELETE FROM history WHERE id IN (SELECT id FROM history ORDER BY id LIMIT ?) "
+            "AND recorded_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+            (PRUNE_BATCH, f"-{max_age} seconds"),
+        ).rowcount
 
 
 def migrate_to_3(db: sqlite3.Connection) -> None:
