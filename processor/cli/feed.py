@@ -1,5 +1,6 @@
 """`processor changes`: the store's change feed, printed as JSON Lines (or a table on a terminal), from a
-position on; with --follow, on and on as commits come, until Ctrl-C or SIGTERM (exit 0)."""
+position on; with --follow, on and on as commits come, until Ctrl-C or SIGTERM (exit 0).
+`processor history OBJECT`: which events made an object's state, newest first (when history is kept)."""
 
 from __future__ import annotations
 
@@ -103,6 +104,45 @@ async def _wait(store: Any, after: int, stop: asyncio.Event) -> None:
         raise error
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from processor.cli.output import Column, write_records
+    from processor.config import ConfigError, load_settings
+    from processor.stores.base import Query
+    from processor.stores.registry import open_store
+
+    if args.limit < 1:
+        raise ConfigError(f"--limit: expected a whole number >= 1, got {args.limit}")
+    settings = load_settings(path=args.config, store_url=args.store, log_level=args.log_level)
+
+    async def main() -> int:
+        store = open_store(settings.store_url)
+        await store.open()
+        try:
+            rows = await store.query(Query(source=args.source, object=args.object, limit=1000))
+            if len(rows) != 1:
+                where = f" from {args.source}" if args.source else ""
+                problem = "no object" if not rows else f"{len(rows)} sources have an object (add --source)"
+                print(f"processor: {problem} {args.object!r}{where}", file=sys.stderr)
+                return 1
+            kept = await store.object_history(rows[0].source, args.object, args.limit)
+        finally:
+            await store.close()
+        if not kept and not settings.history_per_object:
+            print("processor: no history kept: set PROCESSOR_HISTORY_PER_OBJECT (history.per_object)", file=sys.stderr)
+        columns = [
+            Column("time", lambda e: e["time"], 30),
+            Column("outcome", lambda e: e["outcome"], 8),
+            Column("type", lambda e: e["event_type"].rsplit(".", 1)[-1], 24),
+            Column("event", lambda e: e["event_id"], 38),
+            Column("message", lambda e: f"{e['partition']}@{e['sequence_number']}" if e["partition"] else None, 16),
+            Column("recorded", lambda e: e["recorded_at"], 27),
+        ]
+        write_records([e.to_json() for e in kept], args, columns)
+        return 0
+
+    return asyncio.run(main())
+
+
 def register(sub: Any) -> None:
     from processor.cli.output import add_output_options
 
@@ -125,3 +165,11 @@ def register(sub: Any) -> None:
     add_output_options(p)
     p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
     p.set_defaults(func=cmd_changes, stops_gracefully=True)
+
+    p = sub.add_parser("history", help="which events made an object's state, newest first (when history is kept)")
+    p.add_argument("object", help="the object's name, e.g. runs/RUN_ID")
+    p.add_argument("--source", help="the source (resource id) when several have this object")
+    p.add_argument("--limit", type=int, default=100, help="at most this many events (default 100)")
+    add_output_options(p)
+    p.add_argument("--store", help="projection store URL (overrides PROCESSOR_STORE_URL)")
+    p.set_defaults(func=cmd_history)
