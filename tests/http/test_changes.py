@@ -242,3 +242,22 @@ async def test_positions_older_than_retention_are_410_with_the_oldest_and_bad_po
             assert status == 400 and data["error"], query
         status, _, _ = await client.get("/api/changes", headers={"Accept": "text/event-stream", "Last-Event-ID": "x"})
         assert status == 400
+
+
+async def test_a_stream_that_falls_behind_retention_gets_an_expired_event_with_the_oldest_not_a_gap(sqlite_store):
+    # 100 changes of 200 kB: far more than the socket buffers hold, so while the client reads nothing the
+    # server's stream is held at an early one, reading the store a change at a time.
+    big = "x" * 200_000
+    for i in range(100):
+        await sqlite_store.commit([insert(row(f"o{i:03d}", state={"pad": big}))], [])
+    async with serving(Settings(), sqlite_store) as client:
+        headers = {"Accept": "text/event-stream"}
+        async with client.session.get(client.url + "/api/changes?limit=1", headers=headers, timeout=TIMEOUT) as r:
+            assert r.status == 200
+            assert await sqlite_store.prune_changes(FeedRetention(max_changes=10, max_age=0)) == (90, False)
+            sse = Sse()
+            await read_sse(r, lambda s: s.events and s.events[-1][0] == "expired", sse)
+    *changes, (kind, _, body) = sse.events
+    assert kind == "expired" and body["oldest"] == 91 and "retention" in body["error"]
+    positions = [data["position"] for _, _, data in changes]
+    assert positions == list(range(1, len(positions) + 1)) and len(positions) < 90
