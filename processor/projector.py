@@ -13,7 +13,7 @@ from processor.core.fold import ObjectFold, fold_object
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.namespace import Effect
 from processor.core.reorder import Released
-from processor.namespace_fold import fold_namespace, is_storage
+from processor.namespace_fold import container_key, fold_namespace, is_storage
 from processor.stores.base import ProjectionStore, Query, StoreError, utc_now
 
 MAX_ROUNDS = 100
@@ -41,11 +41,13 @@ class Projector:
         # compare-and-set on a container), their effects are recomputed against what that writer wrote.
         spread: set[ObjectKey] = set()
         for _ in range(MAX_ROUNDS):
-            rows = await self.store.load(list(todo))
+            # Storage objects' containers in the same round trip (every storage fold reads and writes them).
+            containers = {c for k in storage if (c := container_key(k)) is not None} if storage else set()
+            rows = await self.store.load([*todo, *containers])
             folds: dict[ObjectKey, ObjectFold] = {}
             bad_ones: list[DeadLetter] = []
             if any(k in storage for k in todo):
-                source = StoreRows(self.store, rows)
+                source = StoreRows(self.store, rows, [*todo, *containers])
                 folds = await fold_namespace(storage, source, now, _collecting(bad_ones), seed=spread)
                 spread |= {k for k, f in folds.items() if f.write is not None}
             for key, events in todo.items():
@@ -74,15 +76,20 @@ class Projector:
 class StoreRows:
     """The rows a namespace fold reads, from the store (and those the caller loaded already)."""
 
-    def __init__(self, store: ProjectionStore, loaded: dict[ObjectKey, Row]):
+    def __init__(self, store: ProjectionStore, loaded: dict[ObjectKey, Row], asked: Collection[ObjectKey] = ()):
         self.store = store
-        self.loaded = loaded
+        self.loaded = dict(loaded)
+        self.absent = {k for k in asked if k not in loaded}  # read already, no row
 
     async def rows(self, keys: Collection[ObjectKey]) -> dict[ObjectKey, Row]:
-        missing = [k for k in keys if k not in self.loaded]
+        """The rows of `keys`; those asked for before (absent ones included) are not read again."""
+        missing = [k for k in keys if k not in self.loaded and k not in self.absent]
         found = {k: self.loaded[k] for k in keys if k in self.loaded}
         if missing:
-            found.update(await self.store.load(missing))
+            fresh = await self.store.load(missing)
+            self.loaded.update(fresh)
+            self.absent.update(k for k in missing if k not in fresh)
+            found.update(fresh)
         return found
 
     async def beneath(self, source: str, directory: str) -> list[ObjectKey]:
