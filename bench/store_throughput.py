@@ -58,7 +58,7 @@ async def reset(store: ProjectionStore) -> None:
         return
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE IF EXISTS projection, dead_letters, meta")
+        await conn.execute("DROP TABLE IF EXISTS projection, dead_letters, meta, changes, feed, history")
     finally:
         await conn.close()
 

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
+from processor.stores.feed import DEFAULT_MAX_AGE, DEFAULT_MAX_CHANGES, FeedRetention
+from processor.stores.history import HistoryRetention
 from processor.stores.urls import is_postgres_url, is_sqlite_url
 
 DEFAULT_FILE = Path("config/processor.toml")
@@ -80,9 +82,26 @@ class Settings:
     tracing_connection_string: str | None = field(default=None, repr=False)
     catalog_types: tuple[Mapping[str, Any], ...] = field(default=())
     catalog_reducers: tuple[Mapping[str, Any], ...] = field(default=())
+    # The change feed's retention: at most this many changes and none older (0: no limit).
+    feed_retention_changes: int = DEFAULT_MAX_CHANGES
+    feed_retention_seconds: float = DEFAULT_MAX_AGE
+    # Push the change feed to this URL (processor.http.webhook), signed with the secret.
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_batch: int = 100
+    webhook_timeout: float = 10.0
+    # Object history (processor.stores.history): events kept per object (0: off) and for how long.
+    history_per_object: int = 0
+    history_seconds: float = DEFAULT_MAX_AGE
 
     def catalog(self) -> Catalog:
         return build_catalog(self.catalog_types, reducers=self.catalog_reducers)
+
+    def feed_retention(self) -> FeedRetention:
+        return FeedRetention(self.feed_retention_changes, self.feed_retention_seconds)
+
+    def object_history(self) -> HistoryRetention | None:
+        return HistoryRetention(self.history_per_object, self.history_seconds) if self.history_per_object else None
 
     def checkpoint_kind(self) -> str:
         return "blob" if (self.checkpoint_connection_string or self.checkpoint_account_url) else "sqlite"
@@ -278,6 +297,20 @@ def _endpoint(v: Any) -> str | None:
     return text
 
 
+def _webhook_url(v: Any) -> str | None:
+    text = _optional_text(v)
+    if text is None:
+        return None
+    url = urlsplit(text)
+    try:
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        valid = False
+    if not valid:
+        raise ValueError("expected http(s)://HOST[:PORT]/PATH")
+    return text
+
+
 def _otlp_endpoint(v: Any) -> str | None:
     text = _optional_text(v)
     if text is None:
@@ -397,6 +430,14 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
         _optional_text,
     ),
     "log_format": ("log", "format", "PROCESSOR_LOG_FORMAT", _log_format),
+    "feed_retention_changes": ("feed", "retention_changes", "PROCESSOR_FEED_RETENTION_CHANGES", _count),
+    "feed_retention_seconds": ("feed", "retention_seconds", "PROCESSOR_FEED_RETENTION_SECONDS", _seconds),
+    "webhook_url": ("webhook", "url", "PROCESSOR_WEBHOOK_URL", _webhook_url),
+    "webhook_secret": ("webhook", "secret", "PROCESSOR_WEBHOOK_SECRET", _optional_text),
+    "webhook_batch": ("webhook", "batch", "PROCESSOR_WEBHOOK_BATCH", _positive_int),
+    "webhook_timeout": ("webhook", "timeout", "PROCESSOR_WEBHOOK_TIMEOUT", _positive_seconds),
+    "history_per_object": ("history", "per_object", "PROCESSOR_HISTORY_PER_OBJECT", _count),
+    "history_seconds": ("history", "seconds", "PROCESSOR_HISTORY_SECONDS", _seconds),
     "tracing_exporter": (
         "tracing",
         "exporter",
@@ -445,6 +486,8 @@ def load_settings(env: Mapping[str, str] | None = None, path: str | Path | None 
             "PROCESSOR_EVENTHUB_NAMESPACE: set either it (with Azure AD credentials) "
             "or PROCESSOR_EVENTHUB_CONNECTION_STRING, not both"
         )
+    if settings.webhook_url and not settings.webhook_secret:
+        raise ConfigError("PROCESSOR_WEBHOOK_SECRET: required with PROCESSOR_WEBHOOK_URL (it signs every request)")
     if (
         settings.tracing_exporter == "azure_monitor"
         and not settings.tracing_connection_string
@@ -542,6 +585,7 @@ def build_catalog(
 _SECRET = frozenset({"store_url", "eventhub_connection_string", "checkpoint_connection_string", "api_token"})
 _SECRET |= {"capture_connection_string"}
 _SECRET |= {"eventhub_proxy"}  # http://USER:PASSWORD@HOST:PORT
+_SECRET |= {"webhook_url", "webhook_secret"}  # a URL may carry credentials or a token
 _SECRET |= {"tracing_connection_string"}  # holds the instrumentation key
 
 

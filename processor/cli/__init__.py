@@ -1,8 +1,8 @@
 """The `processor` command: the top layer, composing the adapters into commands.
 
 `main` parses and runs a command: projection.py (ingest, export, show, deadletters), worker.py (run, replay,
-simulate, status), serve.py (the HTTP API over a store). May import every layer below; nothing imports it but
-the `devhub` development tool.
+simulate, status), serve.py (the HTTP API over a store), feed.py (changes). May import every layer below;
+nothing imports it but the `devhub` development tool.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # The commands' modules import settings, stores and adapters: after the signal handlers, not before.
-    from processor.cli import completion, projection, serve, worker
+    from processor.cli import completion, feed, projection, serve, worker
 
-    for module in (projection, worker, serve, completion):
+    for module in (projection, worker, serve, completion, feed):
         module.register(sub)
     for command in sub.choices.values():
         add_global_options(command)

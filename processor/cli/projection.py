@@ -26,7 +26,7 @@ def _run(work: Coroutine[Any, Any, int]) -> int:
 async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     from processor.stores.registry import open_store
 
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, settings.feed_retention(), settings.object_history())
     await store.open()
     try:
         return await work(store)

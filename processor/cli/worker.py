@@ -98,7 +98,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     warn_if_any_source(settings)
 
     async def main() -> int:
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, settings.feed_retention(), settings.object_history())
         await store.open()
         try:
             counts = await store.counts()

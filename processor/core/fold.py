@@ -98,7 +98,8 @@ def fold_object(events: list[Admitted], current: Row | None, now: str, effects: 
         merged.provenance_for(order),
         current.revision + 1 if current is not None else 1,
     )
-    return ObjectFold(Write(row, current.revision if current is not None else None), outcomes)
+    folded = tuple((o, ev) for (o, _), ev in zip(outcomes, events) if o in ("applied", "stale"))  # one outcome each
+    return ObjectFold(Write(row, current.revision if current is not None else None, folded), outcomes)
 
 
 def _order(ev: Admitted) -> tuple[str, str]:

@@ -139,6 +139,9 @@ class Write:
 
     row: Row
     expected: int | None  # the revision of the row it replaces; None = must not exist yet
+    # The applied and stale events folded into it, with their outcome: the stores' object history (issue 15)
+    # when it is on; empty where a writer does not know them (file ingest's cache).
+    events: tuple[tuple[str, Admitted], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,9 @@ Endpoints (GET/HEAD only; any other method is 405):
     /api/deadletters    ?limit= &after=ID (the previous page's `next`)
     /api/partitions     owner, checkpoint, last enqueued, lag per partition (cached 3 s)
     /api/summary        counters, stored counts (cached 2 s), reorder buffer, commits
+    /api/objects/{name}/events  the object's history, when kept (?source=, ?limit=); see object_events.py
+    /api/changes        ?after=POS &limit= &source= &prefix= &type= &state.FIELD=VALUE: the change feed, as JSON
+                        pages or (Accept: text/event-stream) Server-Sent Events; see changes.py
     /api/history        the worker's last hour, sampled: rates, lag per partition, enqueue-to-commit latency
     /                   the dashboard (static/), refreshing itself every 2 s from /api/
 
@@ -41,7 +44,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from processor.config import Settings
-from processor.http import api, dashboard, metrics, probes
+from processor.http import api, changes, dashboard, metrics, object_events, probes, webhook
 from processor.http.context import CONTEXT, Context
 from processor.http.hosts import OPEN_PATHS, HostRule
 from processor.http.jsonresp import json_error
@@ -112,6 +115,8 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     ctx = Context(settings, store, worker, hosts)
     app[CONTEXT] = ctx
     metrics.install(app, ctx)
+    changes.install(app)
+    webhook.install(app, settings, store)
 
     async def close_context(_app: web.Application) -> None:
         await ctx.close()
@@ -122,11 +127,13 @@ def build_app(settings: Settings, store: ProjectionStore, worker: WorkerView | N
     get("/readyz", probes.readyz)
     get("/metrics", metrics.metrics)
     get("/api/objects", api.objects)
+    get("/api/objects/{object:.+}/events", object_events.events)  # before the object itself: it matches both
     get("/api/objects/{object:.+}", api.one_object)
     get("/api/recent", api.recent)
     get("/api/deadletters", api.dead_letters)
     get("/api/partitions", api.partitions)
     get("/api/summary", api.summary)
+    get("/api/changes", changes.changes)
     get("/api/history", api.history)
     get("/", dashboard.index)
     get("/static/{name}", dashboard.static)

@@ -8,7 +8,8 @@ The data shapes live here, with the contract, because every store and every call
 timestamp text rows carry (`utc_now`; `recent` orders by it, and the projector and file ingest stamp rows with
 it), the field names a `Query` may compare (`state_field`), and the dict `dead_letters` returns
 (`dead_letter_dict`). Choosing a store by URL is `processor.stores.registry`'s; this module imports no store.
-May import `processor.core` only.
+The change feed's shapes are `processor.stores.feed`'s, the object history's `processor.stores.history`'s. May
+import `processor.core` and those two.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
+from processor.stores.feed import ChangePage, ChangeQuery, FeedRetention
+from processor.stores.history import HistoryEntry, HistoryRetention
 
 EXPORT_PAGE = 5000  # rows per query while exporting
 
@@ -43,6 +46,10 @@ class Query:
 
 class ProjectionStore(abc.ABC):
     url: str
+    # How much of the change feed to keep; a writer prunes the rest now and then after its commits.
+    retention: FeedRetention = FeedRetention()
+    # Object history (processor.stores.history): off unless set.
+    history: HistoryRetention | None = None
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -91,6 +98,33 @@ class ProjectionStore(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> dict[str, int]:
         """{'objects': n, 'dead_letters': m}"""
+
+    # -- the change feed: every committed write of a row, at a position of one gap-free per-store sequence
+
+    @abc.abstractmethod
+    async def changes(self, q: ChangeQuery) -> ChangePage:
+        """The first `q.limit` changes after position `q.after` matching `q`, from one snapshot. Raises
+        FeedExpired when changes right after `q.after` were pruned, FeedAhead when it is beyond the newest."""
+
+    @abc.abstractmethod
+    async def wait_for_changes(self, after: int, timeout: float) -> int:
+        """The feed's head once it passes `after` (a commit anywhere), or after `timeout` seconds."""
+
+    @abc.abstractmethod
+    async def feed_cursor(self, name: str) -> int | None:
+        """The position a consumer of the feed named `name` saved (a webhook's last acknowledged), or None."""
+
+    @abc.abstractmethod
+    async def save_feed_cursor(self, name: str, position: int) -> None:
+        """Save `name`'s position; it never moves back (a slower replica saving an older one changes nothing)."""
+
+    @abc.abstractmethod
+    async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
+        """Delete up to a batch of the oldest changes `retention` no longer keeps; (pruned through, more left)."""
+
+    @abc.abstractmethod
+    async def object_history(self, source: str, obj: str, limit: int = 100) -> list[HistoryEntry]:
+        """The object's kept events (when `history` is on), newest recorded first."""
 
     @abc.abstractmethod
     async def ping(self) -> None:

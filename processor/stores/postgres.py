@@ -7,11 +7,13 @@ Text columns that are compared or sorted use COLLATE "C": code-point order, the 
 whatever the database's default collation.
 
 URL forms: postgresql://user:password@host:port/database?sslmode=require (postgres:// too).
+Its change feed: `processor.stores.postgres_feed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
@@ -21,12 +23,19 @@ import asyncpg
 import orjson
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
+from processor.stores import postgres_feed
 from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
+from processor.stores.feed import PRUNE_BATCH, ChangePage, ChangeQuery, FeedRetention, HeadWatch, PruneSchedule
+from processor.stores.history import HistoryEntry, HistoryRecord, records
 from processor.stores.urls import is_postgres_url
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
+# Seconds between looks at the feed's head while someone waits: only a safety net, NOTIFY wakes waiters.
+POLL_INTERVAL = 2.0
 # The two-int4 advisory key space does not overlap the single-bigint one; 0x70726f63 is "proc".
 _SCHEMA_LOCK = (0x70726F63, 1)
 _SCHEMA = """
@@ -182,6 +191,9 @@ class PostgresStore(ProjectionStore):
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
+        self._watch = HeadWatch(lambda: self._run("head", lambda c: c.fetchval(postgres_feed.HEAD)), POLL_INTERVAL)
+        self._listener = postgres_feed.Listener(url, self._watch.saw, connect_timeout)
+        self._prunes = PruneSchedule()
 
     # -- plumbing -----------------------------------------------------------------------------------------
 
@@ -227,6 +239,7 @@ class PostgresStore(ProjectionStore):
         self._pool = pool
 
     async def close(self) -> None:
+        await self._listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -282,37 +295,44 @@ class PostgresStore(ProjectionStore):
                 col.append(dl_value)
         args = (*cols, utc_now(), *dl_cols)
 
+        keep = self.history if any(w.events for w in writes) else None
+
         async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             for attempt in range(_DEADLOCK_RETRIES):
                 try:
-                    return await conn.fetch(_COMMIT, *args)
+                    if keep is None:
+                        return await conn.fetch(_COMMIT, *args)
+                    # With the history, a transaction of two statements: the rows (and the feed) first, then the
+                    # history of those written. The feed's counter stays locked for the second one too.
+                    async with conn.transaction():
+                        found = await conn.fetch(_COMMIT, *args)
+                        failed = {renamed.get((r[0], r[1]), (r[0], r[1])) for r in found}
+                        kept = [_history_text(r) for r in records(writes, failed)]
+                        if kept:
+                            await postgres_feed.record_history(conn, kept, keep.per_object)
+                    return found
                 except asyncpg.TransactionRollbackError:  # deadlock, or serialization under stricter isolation
                     if attempt == _DEADLOCK_RETRIES - 1:
                         raise
             raise AssertionError("unreachable")
 
-        records = await self._run("commit", run)
-        return {renamed.get((r[0], r[1]), (r[0], r[1])) for r in records}
+        found = await self._run("commit", run)
+        if self._prunes.due() and (not self.retention.unlimited or self.history is not None):
+            try:
+                _, more = await self.prune_changes(self.retention)
+            except StoreError as exc:  # the commit stands; pruning is tried again later
+                log.warning("pruning the change feed failed: %s", exc)
+                more = False
+            self._prunes.done(more)
+        return {renamed.get((r[0], r[1]), (r[0], r[1])) for r in found}
 
     async def query(self, q: Query) -> list[Row]:
-        where: list[str] = []
-        params: list[Any] = []
+        where, params = _filters(q.source, q.prefix, q.object, q.event_type, q.state_equals)
 
         def param(value: Any) -> str:
             params.append(value)
             return f"${len(params)}"
 
-        if q.source is not None:
-            where.append(f"source = {param(q.source.lower())}")
-        if q.prefix:
-            # A range instead of LIKE: object names may contain % and _, and the range walks the key.
-            where.append(f"object >= {param(q.prefix)} AND object < {param(q.prefix + chr(0x10FFFF))}")
-        if q.event_type is not None:
-            where.append(f"event_type = {param(q.event_type)}")
-        if q.object is not None:
-            where.append(f"object = {param(q.object)}")
-        for field, value in q.state_equals:
-            where.append(f"state ->> {param(state_field(field))} = {param(value)}")
         if q.after is not None:
             where.append(f"(source, object) > ({param(q.after[0])}, {param(q.after[1])})")
         sql = f"SELECT {_COLUMNS} FROM projection"
@@ -340,13 +360,58 @@ class PostgresStore(ProjectionStore):
     async def ping(self) -> None:
         await self._run("ping", lambda c: c.fetchval("SELECT 1"))
 
+    # -- the change feed ------------------------------------------------------------------------------------
+
+    async def changes(self, q: ChangeQuery) -> ChangePage:
+        where, params = _filters(q.source, q.prefix, None, q.event_type, q.state_equals)
+        sql, args = postgres_feed.read_sql(q, where, params)
+        records = await self._run("changes", lambda c: c.fetch(sql, *args))
+        page = postgres_feed.page_from(records, q)
+        self._watch.saw(page.head)
+        return page
+
+    async def wait_for_changes(self, after: int, timeout: float) -> int:
+        if await self._listener.ensure():  # a commit before it listened would wake nobody: look once
+            self._watch.saw(await self._run("head", lambda c: c.fetchval(postgres_feed.HEAD)))
+        return await self._watch.wait(after, timeout)
+
+    async def feed_cursor(self, name: str) -> int | None:
+        value = await self._run(
+            "feed cursor", lambda c: c.fetchval("SELECT value FROM meta WHERE key = $1", "cursor/" + name)
+        )
+        return None if value is None else int(value)
+
+    async def save_feed_cursor(self, name: str, position: int) -> None:
+        await self._run(
+            "feed cursor",
+            lambda c: c.execute(
+                "INSERT INTO meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+                "SET value = greatest(meta.value::bigint, EXCLUDED.value::bigint)::text",
+                "cursor/" + name,
+                str(position),
+            ),
+        )
+
+    async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
+        pruned = await self._run("prune", lambda c: postgres_feed.prune(c, retention))
+        if self.history is not None and self.history.max_age:
+            age = self.history.max_age
+            if await self._run("prune history", lambda c: postgres_feed.prune_history(c, age)) >= PRUNE_BATCH:
+                pruned = (pruned[0], True)
+        return pruned
+
+    async def object_history(self, source: str, obj: str, limit: int = 100) -> list[HistoryEntry]:
+        return await self._run(
+            "history", lambda c: postgres_feed.read_history(c, _text(source.lower()) or "", _text(obj) or "", limit)
+        )
+
 
 async def _migrate(conn: asyncpg.Connection) -> None:
     # The transaction-scoped lock serialises replicas starting together: concurrent CREATE ... IF NOT EXISTS
     # of the same table can otherwise fail on the catalog's unique indexes.
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_SCHEMA_LOCK)
-        await conn.execute(_SCHEMA)
+        await conn.execute(_SCHEMA + postgres_feed.SCHEMA)
         await conn.execute(
             "INSERT INTO meta VALUES ('schema_version', $1) ON CONFLICT (key) DO NOTHING", str(SCHEMA_VERSION)
         )
@@ -362,6 +427,47 @@ async def _migrate(conn: asyncpg.Connection) -> None:
                 "ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 0"
             )
             await conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        if int(version) < 3:
+            await postgres_feed.migrate_to_3(conn)
+        await postgres_feed.create_triggers(conn)
+
+
+def _filters(
+    source: str | None,
+    prefix: str | None,
+    obj: str | None,
+    event_type: str | None,
+    state_equals: tuple[tuple[str, str], ...],
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms of a `Query`'s or a `ChangeQuery`'s filters, their parameters numbered from $1."""
+    where: list[str] = []
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if source is not None:
+        where.append(f"source = {param(source.lower())}")
+    if prefix:
+        # A range instead of LIKE: object names may contain % and _, and the range walks the key.
+        where.append(f"object >= {param(prefix)} AND object < {param(prefix + chr(0x10FFFF))}")
+    if event_type is not None:
+        where.append(f"event_type = {param(event_type)}")
+    if obj is not None:
+        where.append(f"object = {param(obj)}")
+    for field, value in state_equals:
+        where.append(f"state ->> {param(state_field(field))} = {param(value)}")
+    return where, params
+
+
+def _history_text(record: HistoryRecord) -> HistoryRecord:
+    s, o, eid, etype, time, seq, outcome, partition, number = record
+    return (_t(s), _t(o), _t(eid), _t(etype), _t(time), _t(seq), outcome, _text(partition), number)
+
+
+def _t(value: str) -> str:
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _text(value: str | None) -> str | None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from processor.stores.base import ProjectionStore
+    from processor.stores.feed import FeedRetention
+    from processor.stores.history import HistoryRetention
 
 
 def _sqlite(url: str) -> ProjectionStore:
@@ -33,10 +35,17 @@ _STORES: dict[str, Callable[[str], ProjectionStore]] = {
 }
 
 
-def open_store(url: str) -> ProjectionStore:
-    """A store for `url` (not yet opened). Raises ValueError naming what is wrong with the URL."""
+def open_store(
+    url: str, retention: FeedRetention | None = None, history: HistoryRetention | None = None
+) -> ProjectionStore:
+    """A store for `url` (not yet opened), keeping `retention` of its change feed (else the defaults) and, with
+    `history`, its objects' history. Raises ValueError naming what is wrong with the URL."""
     scheme, separator, _ = url.partition("://")
     make = _STORES.get(scheme) if separator else None
     if make is None:
         raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH or postgresql://...")
-    return make(url)
+    store = make(url)
+    if retention is not None:
+        store.retention = retention
+    store.history = history
+    return store

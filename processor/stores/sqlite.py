@@ -2,10 +2,12 @@
 
 WAL mode and a busy timeout let several worker processes on one machine share the file; its calls run on one
 thread of its own (`processor.stores.sqlite_thread`). URL forms: `processor.stores.urls`.
+Its change feed: `processor.stores.sqlite_feed`.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
@@ -13,13 +15,19 @@ from typing import Any, TypeVar
 import orjson
 
 from processor.core.model import DeadLetter, ObjectKey, Row, Write
+from processor.stores import sqlite_feed
 from processor.stores.base import ProjectionStore, Query, StoreError, dead_letter_dict, state_field, utc_now
+from processor.stores.feed import ChangePage, ChangeQuery, FeedRetention, HeadWatch, PruneSchedule
+from processor.stores.history import HistoryEntry, records
 from processor.stores.sqlite_thread import SqliteThread, connect, immediate_transaction
 from processor.stores.urls import sqlite_path
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
+POLL_INTERVAL = 0.1  # seconds between looks at the feed's head while someone waits (no notifications here)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- A rowid table: rows carry a state of hundreds of bytes, too large for WITHOUT ROWID to pay (measured 2x).
@@ -69,6 +77,8 @@ class SqliteStore(ProjectionStore):
         self.path = sqlite_path(url)
         self._db: sqlite3.Connection | None = None
         self._thread = SqliteThread("sqlite-store")
+        self._watch = HeadWatch(lambda: self._run(lambda: sqlite_feed.head(self._conn())), POLL_INTERVAL)
+        self._prunes = PruneSchedule()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         try:
@@ -90,7 +100,7 @@ class SqliteStore(ProjectionStore):
         db.execute("PRAGMA synchronous=FULL")
         try:
             # executescript commits by itself; the statements are idempotent, so concurrent openers are safe.
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA + sqlite_feed.SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if int(version) > SCHEMA_VERSION:
@@ -99,6 +109,10 @@ class SqliteStore(ProjectionStore):
                 )
             if int(version) < 2:
                 _migrate_to_2(db)
+            if int(version) < 3:
+                sqlite_feed.migrate_to_3(db)
+            for trigger in sqlite_feed.TRIGGERS:
+                db.execute(trigger)
         except BaseException:
             db.close()
             raise
@@ -135,9 +149,18 @@ class SqliteStore(ProjectionStore):
         return out
 
     async def commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
-        return await self._run(self._commit, writes, dead_letters)
+        conflicts, head = await self._run(self._commit, writes, dead_letters)
+        self._watch.saw(head)
+        if self._prunes.due() and (not self.retention.unlimited or self.history is not None):
+            try:
+                _, more = await self.prune_changes(self.retention)
+            except StoreError as exc:  # the commit stands; pruning is tried again later
+                log.warning("pruning the change feed failed: %s", exc)
+                more = False
+            self._prunes.done(more)
+        return conflicts
 
-    def _commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> set[ObjectKey]:
+    def _commit(self, writes: list[Write], dead_letters: list[DeadLetter]) -> tuple[set[ObjectKey], int]:
         db = self._conn()
         inserts, updates = [], []
         # Key order keeps the primary-key index pages hot across one transaction.
@@ -180,17 +203,19 @@ class SqliteStore(ProjectionStore):
                     )
                 )
         with immediate_transaction(db):
-            before = db.total_changes
+            # rowcount, not total_changes: that one counts the feed triggers' rows too.
+            written = 0
             if inserts:
-                db.executemany(_INSERT, inserts)
+                written += db.executemany(_INSERT, inserts).rowcount
             if updates:
-                db.executemany(_UPDATE, updates)
-            written = db.total_changes - before
+                written += db.executemany(_UPDATE, updates).rowcount
             conflicts: set[ObjectKey] = set()
             if written < len(writes):
                 # Some compare-and-set failed: find which, by what is stored now (rare, so not on the fast path).
                 stored = self._load([w.row.key for w in writes])
                 conflicts = {w.row.key for w in writes if not _holds(stored.get(w.row.key), w.row)}
+            if self.history is not None and (kept := records(writes, conflicts)):
+                sqlite_feed.record_history(db, kept, self.history.per_object)
             if dead_letters:
                 now = utc_now()
                 db.executemany(
@@ -198,30 +223,14 @@ class SqliteStore(ProjectionStore):
                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
                     [(d.fingerprint, now, d.origin, d.reason, d.event_id, d.body, d.body_size) for d in dead_letters],
                 )
-        return conflicts
+            head = sqlite_feed.head(db)
+        return conflicts, head
 
     async def query(self, q: Query) -> list[Row]:
         return await self._run(self._query, q)
 
     def _query(self, q: Query) -> list[Row]:
-        where: list[str] = []
-        params: list[str | int] = []
-        if q.source is not None:
-            where.append("source = ?")
-            params.append(q.source.lower())
-        if q.prefix:
-            # Range instead of LIKE: object names may contain % and _.
-            where.append("object >= ? AND object < ?")
-            params += [q.prefix, q.prefix + "\U0010ffff"]
-        if q.object is not None:
-            where.append("object = ?")
-            params.append(q.object)
-        if q.event_type is not None:
-            where.append("event_type = ?")
-            params.append(q.event_type)
-        for field, value in q.state_equals:
-            where.append("CAST(json_extract(state, ?) AS TEXT) = ?")
-            params += ["$." + state_field(field), value]
+        where, params = _filters(q.source, q.prefix, q.object, q.event_type, q.state_equals)
         if q.after is not None:
             where.append("(source, object) > (?, ?)")
             params += list(q.after)
@@ -258,6 +267,63 @@ class SqliteStore(ProjectionStore):
 
     async def ping(self) -> None:
         await self._run(lambda: self._conn().execute("SELECT 1").fetchone())
+
+    # -- the change feed ------------------------------------------------------------------------------------
+
+    async def changes(self, q: ChangeQuery) -> ChangePage:
+        where, params = _filters(q.source, q.prefix, None, q.event_type, q.state_equals)
+        page = await self._run(lambda: sqlite_feed.read_changes(self._conn(), q, where, params))
+        self._watch.saw(page.head)
+        return page
+
+    async def wait_for_changes(self, after: int, timeout: float) -> int:
+        return await self._watch.wait(after, timeout)
+
+    async def feed_cursor(self, name: str) -> int | None:
+        return await self._run(lambda: sqlite_feed.cursor(self._conn(), name))
+
+    async def save_feed_cursor(self, name: str, position: int) -> None:
+        await self._run(lambda: sqlite_feed.save_cursor(self._conn(), name, position))
+
+    async def prune_changes(self, retention: FeedRetention) -> tuple[int, bool]:
+        pruned = await self._run(lambda: sqlite_feed.prune(self._conn(), retention))
+        if self.history is not None and self.history.max_age:
+            age = self.history.max_age
+            if await self._run(lambda: sqlite_feed.prune_history(self._conn(), age)) >= sqlite_feed.PRUNE_BATCH:
+                pruned = (pruned[0], True)
+        return pruned
+
+    async def object_history(self, source: str, obj: str, limit: int = 100) -> list[HistoryEntry]:
+        return await self._run(lambda: sqlite_feed.read_history(self._conn(), source.lower(), obj, limit))
+
+
+def _filters(
+    source: str | None,
+    prefix: str | None,
+    obj: str | None,
+    event_type: str | None,
+    state_equals: tuple[tuple[str, str], ...],
+) -> tuple[list[str], list[str | int]]:
+    """The WHERE terms (and their parameters) of a `Query`'s or a `ChangeQuery`'s filters."""
+    where: list[str] = []
+    params: list[str | int] = []
+    if source is not None:
+        where.append("source = ?")
+        params.append(source.lower())
+    if prefix:
+        # Range instead of LIKE: object names may contain % and _.
+        where.append("object >= ? AND object < ?")
+        params += [prefix, prefix + "\U0010ffff"]
+    if obj is not None:
+        where.append("object = ?")
+        params.append(obj)
+    if event_type is not None:
+        where.append("event_type = ?")
+        params.append(event_type)
+    for field, value in state_equals:
+        where.append("CAST(json_extract(state, ?) AS TEXT) = ?")
+        params += ["$." + state_field(field), value]
+    return where, params
 
 
 def _row(r: tuple) -> Row:

@@ -53,7 +53,7 @@ class WorkerOptions:
 async def run_worker(settings: Settings, stop: asyncio.Event, options: WorkerOptions | None = None) -> Worker:
     options = options or WorkerOptions()
     own_store = options.store is None
-    store = options.store or open_store(settings.store_url)
+    store = options.store or open_store(settings.store_url, settings.feed_retention(), settings.object_history())
     if own_store:
         await store.open()
     checkpoints = await open_checkpoint_store(settings)

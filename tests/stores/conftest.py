@@ -143,7 +143,7 @@ async def backend(request, tmp_path) -> Backend:
         return Backend("sqlite", f"sqlite:///{path}", path)
     b = Backend("postgres", request.getfixturevalue("postgres_url"))
     # Every test starts from nothing: the store's open() creates the schema again.
-    await b.sql("DROP TABLE IF EXISTS projection, dead_letters, meta")
+    await b.sql("DROP TABLE IF EXISTS projection, dead_letters, meta, changes, feed, history")
     return b
 
 

@@ -372,7 +372,7 @@ async def test_opening_the_schema_again_is_idempotent_and_keeps_the_data(backend
             assert await again.counts() == {"objects": 1, "dead_letters": 1}
         finally:
             await again.close()
-    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
     await store.ping()
 
 
@@ -381,6 +381,9 @@ async def test_replicas_opening_an_empty_database_at_once_all_succeed(backend, s
     await backend.sql("DROP TABLE projection")
     await backend.sql("DROP TABLE dead_letters")
     await backend.sql("DROP TABLE meta")
+    await backend.sql("DROP TABLE changes")
+    if backend.kind == "postgres":
+        await backend.sql("DROP TABLE feed")
     replicas = [backend.new_store() for _ in range(4)]
     try:
         await asyncio.gather(*(r.open() for r in replicas))
@@ -467,7 +470,7 @@ async def test_a_store_from_before_merges_is_migrated_at_open_and_its_rows_are_o
         assert await stored(store, old) == at(joined, 1)
     finally:
         await store.close()
-    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert await backend.sql("SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
 
 
 async def test_several_sqlite_stores_opening_one_new_file_at_once_all_open(tmp_path):
