@@ -19,7 +19,7 @@ from processor.core.intake import Intake
 from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.namespace import Effect
-from processor.namespace_fold import fold_namespace, is_storage
+from processor.namespace_fold import CONTAINER_TYPE, fold_namespace, is_storage
 from processor.namespace_fold import keys_beneath as in_range
 from processor.projector import fold_storable, keys_beneath
 from processor.stores.base import ProjectionStore, StoreError, utc_now
@@ -209,5 +209,7 @@ class _Streaming:
             self.cache.add_loaded(missing, await self.store.load(missing))
 
     def _reducer_of(self, row: Row) -> MergeReducer:
+        if row.event_type == CONTAINER_TYPE:
+            return self.intake.reducers["blob"]
         entry = self.intake.catalog.by_type.get(row.event_type)
         return self.intake.reducers[entry.reducer if entry is not None else "replace"]

@@ -20,8 +20,10 @@ core and the stores' types (the projector's layer).
 
 from __future__ import annotations
 
+import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from processor.core import namespace
@@ -31,7 +33,11 @@ from processor.core.model import Admitted, ObjectKey, Row, Write
 from processor.core.namespace import Effect
 from processor.events.storage_paths import CONTAINERS, ancestors, container_of
 
-# Events that show a container has a hierarchical namespace (a plain blob container never sends them).
+# The provenance key of a container write's stamp (see _touch_containers).
+STAMP = "_write"
+# The event type a container's row names (no Azure event is the container's own).
+CONTAINER_TYPE = "Microsoft.Storage.Container"
+# Events that show a container has a hierarchical namespace (a flat blob container never sends them).
 HIERARCHICAL = frozenset(
     "Microsoft.Storage." + t for t in ("BlobRenamed", "DirectoryCreated", "DirectoryRenamed", "DirectoryDeleted")
 )
@@ -207,43 +213,43 @@ def _by_container(batch: dict[ObjectKey, list[Admitted]]) -> dict[ObjectKey, lis
 
 def _container_effect(container: ObjectKey, events: list[Admitted], reducer: MergeReducer) -> Effect:
     """The container's row: it exists, and is hierarchical once a rename or directory event names it. Its
-    event is the greatest event id beneath it (order-free, like every row's)."""
+    event is always the same (`CONTAINER_TYPE`, id "container"): no event is the container's own, and a row
+    whose event changed with every batch would be a change in the feed each time."""
     own: dict[str, object] = {"kind": "container"}
     if any(ev.event.type in HIERARCHICAL for ev in events):
         own["hierarchical"] = True
-    last = max(events, key=lambda ev: ev.event.id)
+    last = max(events, key=lambda ev: (ev.time, ev.sequencer, ev.event.id))
     order = (last.time, last.sequencer, last.event.id)
     contribution = Contribution(latest_per_key={namespace.OWN: own})
-    return Effect(container, order, contribution, last.event.type, last.event.id, reducer)
+    return Effect(container, order, contribution, CONTAINER_TYPE, "container", reducer)
 
 
 async def _touch_containers(
     folds: dict[ObjectKey, ObjectFold], current: dict[ObjectKey, Row | None], source: RowSource
 ) -> dict[ObjectKey, ObjectFold]:
     """Every hierarchical container that a fold writes beneath is written too (its revision moves on), so that
-    two writers folding beneath one container at once cannot both commit."""
+    two writers folding beneath one container at once cannot both commit. Each such write carries a stamp of
+    its own in the row's bookkeeping: a store takes a write identical to what another writer already made for
+    no conflict, and two writers' container rows are often identical."""
+    stamp = ["written by", uuid.uuid4().hex]
     for key in list(folds):
         container = container_key(key)
-        if container is None or container == key:
+        if container is None or container == key or folds[key].write is None:
             continue
         fold = folds.get(container)
         if fold is not None and fold.write is not None:
-            continue
-        if container not in current:
-            current[container] = (await source.rows([container])).get(container)
-        row = current.get(container)
-        if row is not None and folds[key].write is not None:
-            touched = Row(
-                row.source,
-                row.object,
-                row.event_type,
-                row.event_id,
-                row.sequencer,
-                row.etag,
-                row.state,
-                row.updated_at,
-                row.provenance,
-                row.revision + 1,
-            )
-            folds[container] = ObjectFold(Write(touched, row.revision))
+            row, expected = fold.write.row, fold.write.expected
+            stored = current.get(container)
+            if stored is not None and row.state == stored.state and row.order == stored.order:
+                row = replace(row, updated_at=stored.updated_at)  # nothing to tell: no change for the feed
+        else:
+            if container not in current:
+                current[container] = (await source.rows([container])).get(container)
+            stored = current.get(container)
+            if stored is None:
+                continue
+            row, expected = replace(stored, revision=stored.revision + 1), stored.revision
+        if row.provenance.get(STAMP) != stamp:
+            row = replace(row, provenance={**row.provenance, STAMP: stamp})
+            folds[container] = ObjectFold(Write(row, expected), fold.outcomes if fold is not None else [])
     return folds

@@ -64,27 +64,40 @@ _COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, update
 _NOW = """to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 # Statement-level: one counter update per commit whatever its size. `written` holds the statement's new rows
 # (an INSERT that did nothing and a failed compare-and-set hold none).
-_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION processor_feed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+# An UPDATE that changes neither the state nor the object's event (a storage container's row, written by every
+# batch beneath it so that two writers cannot both commit: only its revision moves) is no change.
+_CHANGED = " OR ".join(
+    f"w.{c} IS DISTINCT FROM b.{c}" for c in ("state", "event_id", "sequencer", "event_type", "etag")
+)
+_ROWS = {
+    "insert": "SELECT * FROM written",
+    "update": f"SELECT w.* FROM written w JOIN before b USING (source, object) WHERE {_CHANGED}",
+}
+_FUNCTION = "".join(
+    f"""
+CREATE OR REPLACE FUNCTION processor_feed_{what}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
     n bigint;
     last bigint;
 BEGIN
-    SELECT count(*) INTO n FROM written;
+    SELECT count(*) INTO n FROM ({rows}) r;
     IF n > 0 THEN
         UPDATE feed SET head = head + n WHERE id = 1 RETURNING head INTO last;
         INSERT INTO changes (position, {_COLUMNS}, committed_at)
-        SELECT last - n + row_number() OVER (ORDER BY source, object), {_COLUMNS}, {_NOW} FROM written;
+        SELECT last - n + row_number() OVER (ORDER BY source, object), {_COLUMNS}, {_NOW} FROM ({rows}) r;
         PERFORM pg_notify('{CHANNEL}', last::text);
     END IF;
     RETURN NULL;
 END
-$fn$
+$fn$;
 """
+    for what, rows in _ROWS.items()
+)
 _TRIGGERS = [
-    f"CREATE OR REPLACE TRIGGER feed_on_{what.lower()} AFTER {what} ON projection "
-    "REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION processor_feed()"
-    for what in ("INSERT", "UPDATE")
+    f"CREATE OR REPLACE TRIGGER feed_on_{what} AFTER {what.upper()} ON projection "
+    f"REFERENCING {'OLD TABLE AS before ' if what == 'update' else ''}NEW TABLE AS written "
+    f"FOR EACH STATEMENT EXECUTE FUNCTION processor_feed_{what}()"
+    for what in ("insert", "update")
 ]
 HEAD = "SELECT head FROM feed WHERE id = 1"
 _MARKS = (

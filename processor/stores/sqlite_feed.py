@@ -51,9 +51,13 @@ _COLUMNS = "source, object, event_type, event_id, sequencer, etag, state, update
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 _NEW_VALUES = ", ".join("NEW." + c for c in _COLUMNS.split(", "))
 # Created after the migrations (they name version 2's columns). An INSERT that does nothing (ON CONFLICT) and
-# an UPDATE whose compare-and-set fails write no row, so they fire nothing.
+# an UPDATE whose compare-and-set fails write no row, so they fire nothing. An UPDATE that changes neither the
+# state nor the object's event (a storage container's row, written by every batch beneath it so that two
+# writers cannot both commit: only its revision moves) is no change either.
+_CHANGED = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("state", "event_id", "sequencer", "event_type", "etag"))
 TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS feed_on_{what.lower()} AFTER {what} ON projection BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS feed_on_{what.lower()} AFTER {what} ON projection "
+    f"{'WHEN ' + _CHANGED + ' ' if what == 'UPDATE' else ''}BEGIN "
     f"INSERT INTO changes ({_COLUMNS}, committed_at) VALUES ({_NEW_VALUES}, {_NOW}); END"
     for what in ("INSERT", "UPDATE")
 ]
