@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 
 from processor.core.model import Row
 from processor.http.context import context
@@ -59,8 +61,8 @@ def decode_cursor(text: str) -> tuple[str, str]:
     return value[0], value[1]
 
 
-def object_query(request: web.Request) -> Query:
-    params = request.query
+def state_filters(params: MultiMapping[str], known: Collection[str], expected: str) -> list[tuple[str, str]]:
+    """A query's `state.FIELD=VALUE` filters; any other parameter must be `known` (else 400 naming `expected`)."""
     state: list[tuple[str, str]] = []
     for name in params:
         if name.startswith("state."):
@@ -68,10 +70,14 @@ def object_query(request: web.Request) -> Query:
             if not _FIELD.fullmatch(field):
                 raise ApiError(400, f"{name}: a state filter names one top-level field (letters, digits, _)")
             state.extend((field, value) for value in params.getall(name))
-        elif name not in _OBJECT_PARAMS:
-            raise ApiError(
-                400, f"unknown parameter {name!r}: expected source, prefix, type, state.FIELD, limit or next"
-            )
+        elif name not in known:
+            raise ApiError(400, f"unknown parameter {name!r}: expected {expected}")
+    return state
+
+
+def object_query(request: web.Request) -> Query:
+    params = request.query
+    state = state_filters(params, _OBJECT_PARAMS, "source, prefix, type, state.FIELD, limit or next")
     cursor = params.get("next")
     return Query(
         source=params.get("source") or None,

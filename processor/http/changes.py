@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import replace
 
 import orjson
 from aiohttp import web
 
-from processor.http.api import ApiError, limit_of, whole_number
+from processor.http.api import ApiError, limit_of, state_filters, whole_number
 from processor.http.context import context
 from processor.http.jsonresp import json_error, json_response
 from processor.stores.base import StoreError
@@ -33,7 +32,6 @@ KEEPALIVE = 15.0  # seconds between comments on an idle stream (proxies and the 
 RETRY_MS = 1000  # what a browser waits before reconnecting a lost stream
 _STREAMS = web.AppKey("processor.change_streams", set)
 _PARAMS = {"after", "limit", "source", "prefix", "type"}
-_FIELD = re.compile(r"[A-Za-z0-9_]+")  # used with fullmatch: `$` would let a trailing newline through
 
 
 def install(app: web.Application) -> None:
@@ -56,17 +54,7 @@ def change_query(request: web.Request, streaming: bool) -> ChangeQuery:
         raise ApiError(400, f"after: expected a position (a whole number >= 0), got {raw[:40]!r}")
     # The filters of /api/objects.
     params = request.query
-    state: list[tuple[str, str]] = []
-    for name in params:
-        if name.startswith("state."):
-            field = name[len("state.") :]
-            if not _FIELD.fullmatch(field):
-                raise ApiError(400, f"{name}: a state filter names one top-level field (letters, digits, _)")
-            state.extend((field, value) for value in params.getall(name))
-        elif name not in _PARAMS:
-            raise ApiError(
-                400, f"unknown parameter {name!r}: expected after, source, prefix, type, state.FIELD or limit"
-            )
+    state = state_filters(params, _PARAMS, "after, source, prefix, type, state.FIELD or limit")
     return ChangeQuery(
         after=int(raw),
         limit=limit_of(request),

@@ -40,9 +40,9 @@ async def test_the_worker_feed_replays_to_its_projection_and_history_names_each_
         await store.close()
     assert [c.position for c in page.changes] == list(range(1, page.head + 1))
     last = {(c.source, c.object): c for c in page.changes}
-    assert {k: (c.event_id, c.state, c.revision) for k, c in last.items()} == {
-        r.key: (r.event_id, r.state, r.revision) for r in rows
-    }
+    # State and event, not the revision: a write that changes neither (a storage container's row, written by
+    # every batch beneath it) moves the revision and is no change.
+    assert {k: (c.event_id, c.state) for k, c in last.items()} == {r.key: (r.event_id, r.state) for r in rows}
     assert len(page.changes) > len(rows)  # objects changed more than once
     kept = [e for entries in histories.values() for e in entries]
     assert kept and all(e.partition in {"0", "1", "2", "3"} and e.sequence_number is not None for e in kept)
