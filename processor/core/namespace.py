@@ -220,6 +220,12 @@ def forward(key: ObjectKey, state: State | None, reducer: MergeReducer) -> list[
         proven = not e.get("by")
         live = _is_live(last)
         content = last.get("c") if live and type(last.get("c")) is dict else None
+        if (live or proven) and (content is None or "kind" not in content):
+            # What the object is, at least: a proven rename of a name whose life we lost still moves a blob or
+            # a directory. A forwarded entry's twin (the rename's own, the same instant) says which.
+            twin = next((x for x in tl.values() if x is not last and x.get("o") == last["o"] and x.get("c")), None)
+            if twin is not None and type(twin["c"]) is dict and twin["c"].get("kind"):
+                content = {**(content or {}), "kind": twin["c"]["kind"]}
         # The mark grows with what the source knew: a forward of a forward outranks the rename's own entry.
         mark = tuple(e["o"]) + tuple(last.get("m") or last["o"])
         entry = {"k": "moved", "o": e["o"], "from": key[1], "live": live or proven, "c": content}
