@@ -81,7 +81,7 @@ async def fold_namespace(
     seed: Collection[ObjectKey] = (),
 ) -> dict[ObjectKey, ObjectFold]:
     """The folds of `batch` (storage objects' events), of every object their effects reach, and of the
-    hierarchical containers they lie in. `seed`: objects to propagate from as if they had just changed (their
+    containers they lie in. `seed`: objects to propagate from as if they had just changed (their
     effects are recomputed from their rows as they stand: after another writer won a compare-and-set)."""
     if reducer is None:
         reducer = next(iter(batch.values()))[0].reducer
@@ -113,6 +113,7 @@ async def fold_namespace(
     # hierarchical meanwhile writes the container's row too, so one of the two folds is redone.
     loaded = await source.rows([*batch, *by_container])
     current.update({k: loaded.get(k) for k in (*batch, *by_container)})
+    seen.add(current)
     hierarchical = {c for c, events in by_container.items() if _hierarchical(current[c], events)}
     flat = {k for k in batch if k not in seed and container_key(k) not in hierarchical}
     for key in flat:
