@@ -112,9 +112,6 @@ class Row:
 
         State fields named with a leading underscore are a reducer's bookkeeping (a storage object's `_own` and
         `_timeline`, from which its other fields are derived): left out unless `internal`."""
-        state = self.state
-        if not internal and any(k[:1] == "_" for k in state):
-            state = {k: v for k, v in state.items() if k[:1] != "_"}
         return {
             "source": self.source,
             "object": self.object,
@@ -122,7 +119,7 @@ class Row:
             "event_id": self.event_id,
             "sequencer": self.sequencer,
             "etag": self.etag,
-            "state": state,
+            "state": self.state if internal else exported_state(self.state),
             "updated_at": self.updated_at,
         }
 
@@ -131,6 +128,13 @@ class Row:
         """From a store's row in `source, object, event_type, event_id, sequencer, etag, state, updated_at,
         provenance, revision` order (state and provenance already decoded)."""
         return cls(r[0], r[1], r[2], r[3], r[4], r[5], state, r[7], provenance or {}, r[9])
+
+
+def exported_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A state as exported: without a reducer's bookkeeping (its fields named with a leading underscore)."""
+    if any(k[:1] == "_" for k in state):
+        return {k: v for k, v in state.items() if k[:1] != "_"}
+    return state
 
 
 @dataclass(slots=True)

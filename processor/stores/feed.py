@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from processor.core.model import exported_state
+
 PRUNE_BATCH = 5000  # changes deleted per prune at most: a commit that prunes is never held up long
 PRUNE_INTERVAL = 5.0  # seconds between prunes of one writer
 DEFAULT_MAX_CHANGES = 1_000_000
@@ -43,9 +45,6 @@ class Change:
     def to_json(self, internal: bool = False) -> dict[str, Any]:
         """The exported form (`/api/changes`, `processor changes`), fields in their documented order; the
         state as `Row.to_json` exports it (without a reducer's bookkeeping, its `_` fields, unless `internal`)."""
-        state = self.state
-        if not internal and any(k[:1] == "_" for k in state):
-            state = {k: v for k, v in state.items() if k[:1] != "_"}
         return {
             "position": self.position,
             "source": self.source,
@@ -54,7 +53,7 @@ class Change:
             "event_id": self.event_id,
             "sequencer": self.sequencer,
             "etag": self.etag,
-            "state": state,
+            "state": self.state if internal else exported_state(self.state),
             "revision": self.revision,
             "updated_at": self.updated_at,
             "committed_at": self.committed_at,
