@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from processor.admission import make_intake
@@ -64,6 +64,21 @@ async def ingest_messages(
 ) -> Tally:
     """`ingest` for messages as a hub delivered them: (label, body, Event Grid's delivery kind, the
     `aeg-event-type` property, or None). Event Hubs Capture's records (`processor.capture`) come this way."""
+
+    async def one_batch() -> AsyncIterator[Iterable[tuple[str, bytes, str | None]]]:
+        yield messages
+
+    return await ingest_batches(one_batch(), settings, store, fold_batch)
+
+
+async def ingest_batches(
+    batches: AsyncIterable[Iterable[tuple[str, bytes, str | None]]],
+    settings: Settings,
+    store: ProjectionStore,
+    fold_batch: int = FOLD_BATCH,
+) -> Tally:
+    """`ingest_messages` for messages that arrive in batches from elsewhere (feeder processes, say): the fold
+    does not care where a batch ends, so any batching gives the same projection."""
     intake = make_intake(settings)
     cache = StateCache(settings.ingest_cache_objects, settings.ingest_cache_bytes)
     streaming = _Streaming(store, intake, cache, fold_batch)
@@ -72,12 +87,13 @@ async def ingest_messages(
     gc.freeze()
     try:
         count = 0
-        for label, body, kind in messages:
-            count += 1
-            if count % FREEZE_EVERY == 0:
-                gc.freeze()
-            admitted, bad = intake.admit(body, streaming.tally, label=label, delivery_kind=kind)
-            await streaming.add(admitted, bad)
+        async for batch in batches:
+            for label, body, kind in batch:
+                count += 1
+                if count % FREEZE_EVERY == 0:
+                    gc.freeze()
+                admitted, bad = intake.admit(body, streaming.tally, label=label, delivery_kind=kind)
+                await streaming.add(admitted, bad)
         await streaming.finish()
     finally:
         gc.unfreeze()
