@@ -11,10 +11,12 @@ import logging
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from processor.events.catalog import Catalog, CatalogError
 from processor.events.timefmt import InvalidTime, normalize_time
@@ -43,6 +45,7 @@ class Settings:
     reorder_max_bytes: int = 128 << 20
     ingest_cache_objects: int = 50_000
     ingest_cache_bytes: int = 64 << 20
+    ingest_processes: int = 0  # fold processes of a file ingest or replay; 0: one per core
     eventhub_connection_string: str | None = field(default=None, repr=False)
     eventhub_namespace: str | None = None
     eventhub_name: str = "events"
@@ -105,6 +108,18 @@ class Settings:
 
     def checkpoint_kind(self) -> str:
         return "blob" if (self.checkpoint_connection_string or self.checkpoint_account_url) else "sqlite"
+
+
+def settings_to_json(settings: Settings) -> str:
+    """The settings as JSON, for a child process (`settings_from_json`): secrets included, so never logged."""
+    return msgspec.json.encode(asdict(settings)).decode()
+
+
+def settings_from_json(text: str) -> Settings:
+    doc: dict[str, Any] = msgspec.json.decode(text)
+    # JSON has no tuples: every list-valued setting goes back to the tuple Settings holds.
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+    return Settings(**fields)
 
 
 # --- parsers: each takes the raw value and returns it checked, or raises ValueError with what was expected
@@ -353,6 +368,7 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "reorder_max_bytes": ("reorder", "max_bytes", "PROCESSOR_REORDER_MAX_BYTES", _positive_int),
     "ingest_cache_objects": ("ingest", "cache_objects", "PROCESSOR_INGEST_CACHE_OBJECTS", _positive_int),
     "ingest_cache_bytes": ("ingest", "cache_bytes", "PROCESSOR_INGEST_CACHE_BYTES", _positive_int),
+    "ingest_processes": ("ingest", "processes", "PROCESSOR_INGEST_PROCESSES", _count),
     "eventhub_connection_string": (
         "eventhub",
         "connection_string",

@@ -64,11 +64,14 @@ async def ingest_messages(
 ) -> Tally:
     """`ingest` for messages as a hub delivered them: (label, body, Event Grid's delivery kind, the
     `aeg-event-type` property, or None). Event Hubs Capture's records (`processor.capture`) come this way."""
+    return await ingest_batches(as_batches(messages), settings, store, fold_batch)
 
-    async def one_batch() -> AsyncIterator[Iterable[tuple[str, bytes, str | None]]]:
-        yield messages
 
-    return await ingest_batches(one_batch(), settings, store, fold_batch)
+async def as_batches(
+    messages: Iterable[tuple[str, bytes, str | None]],
+) -> AsyncIterator[Iterable[tuple[str, bytes, str | None]]]:
+    """Messages read here, for `ingest_batches`: one batch, read lazily as it is folded."""
+    yield messages
 
 
 async def ingest_batches(
@@ -205,7 +208,9 @@ class _Streaming:
                 return
             cache.rebase(await self.store.load(list(conflicts)), self._reducer_of, utc_now())
             storage = {w.row.key for w in writes if is_storage(self._reducer_of(w.row))}
-            if storage:
+            # Only a storage row's conflict (a container's, above all) says another writer folded in a namespace
+            # this flush wrote in; the others (an object both folded) are settled by the rebase alone.
+            if not storage.isdisjoint(conflicts):
                 await self._respread(storage)
         raise StoreError(f"compare-and-set kept failing for {cache.dirty} objects after {MAX_REBASES} rounds")
 

@@ -28,6 +28,9 @@ LAYERS = {
     "processor.admission": 3,
     "processor.worker": 3,
     "processor.ingest": 3,
+    "processor.ingest_wire": 2,  # what a parallel ingest and its fold processes say: settings and the core's tally
+    "processor.ingest_process": 3,  # a fold process of a parallel ingest
+    "processor.ingest_shards": 3,  # the parallel ingest's parent
     "processor.handoff": 3,  # Capture, then the hub: ingest and the worker
     "processor.runtime": 0,  # signals and logging: imports nothing of the package
     "processor.http": 4,

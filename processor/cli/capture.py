@@ -20,7 +20,8 @@ def ingest_capture(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from processor.capture import CaptureError, open_capture
-    from processor.ingest import ingest_messages
+    from processor.ingest import as_batches
+    from processor.ingest_shards import ingest_sharded
     from processor.stores.registry import open_store
 
     async def main() -> int:
@@ -32,7 +33,7 @@ def ingest_capture(args: argparse.Namespace, settings: Settings) -> int:
         await store.open()
         try:
             progress.update(0, reader.total_bytes())
-            tally = await ingest_messages(reader.messages(), settings, store)
+            tally = await ingest_sharded(as_batches(reader.messages()), settings, store)
             reader.raise_if_stopped()
         except CaptureError as exc:
             progress.close()

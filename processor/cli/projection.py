@@ -14,7 +14,18 @@ if TYPE_CHECKING:
 def _settings(args: argparse.Namespace) -> Settings:
     from processor.config import load_settings
 
-    return load_settings(path=args.config, store_url=args.store, log_level=args.log_level)
+    return load_settings(
+        path=args.config,
+        store_url=args.store,
+        log_level=args.log_level,
+        ingest_processes=getattr(args, "processes", None),
+    )
+
+
+def _process_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def _run(work: Coroutine[Any, Any, int]) -> int:
@@ -36,7 +47,7 @@ async def _with_store(settings: Settings, work: Callable[[Any], Coroutine[Any, A
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from processor.config import warn_if_any_source
-    from processor.ingest import ingest, read_lines
+    from processor.ingest import as_batches, read_lines
 
     settings = _settings(args)
     warn_if_any_source(settings)
@@ -52,10 +63,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     async def work(store: Any) -> int:
         from processor.cli.output import write_summary
         from processor.cli.progress import Progress
+        from processor.ingest_shards import ingest_sharded
 
         progress = Progress("ingest")
         try:
-            tally = await ingest(progress.counted(read_lines(args.paths)), settings, store)
+            messages = ((label, body, None) for label, body in progress.counted(read_lines(args.paths)))
+            tally = await ingest_sharded(as_batches(messages), settings, store)
         finally:
             progress.close()
         write_summary(tally.summary(), args)
@@ -206,6 +219,12 @@ def register(sub: Any) -> None:
         "(https://ACCOUNT.blob.core.windows.net/CONTAINER[/FOLDER]); see [capture] in the settings",
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--processes",
+        type=_process_count,
+        metavar="N",
+        help="fold processes (overrides PROCESSOR_INGEST_PROCESSES; default: one per core)",
+    )
     store_option(p)
     p.set_defaults(func=cmd_ingest)
 

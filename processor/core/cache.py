@@ -159,9 +159,10 @@ class StateCache:
             entry.stored = theirs.revision
 
     def drop_clean(self, which: Callable[[Row], bool]) -> None:
-        """Forget the clean rows `which` picks (they are loaded again, fresh, when next needed)."""
+        """Forget the clean rows `which` picks, and every object known to have no row (another writer may have
+        made it since): they are loaded again, fresh, when next needed."""
         for key, entry in list(self._entries.items()):
-            if not entry.dirty and entry.row is not None and which(entry.row):
+            if not entry.dirty and (entry.row is None or which(entry.row)):
                 del self._entries[key]
                 self._bytes -= entry.size
 

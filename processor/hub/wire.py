@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from dataclasses import asdict
 from typing import Any, Literal
 
 import msgspec
 
-from processor.config import Settings
+from processor.config import Settings, settings_from_json, settings_to_json
 
 ENV = "PROCESSOR_FEEDER_SETTINGS"  # the variable holding the feeder's settings
 STOP = b"stop\n"
@@ -96,12 +95,10 @@ async def read_frame(stream: asyncio.StreamReader) -> Frame | None:
 
 def settings_to_env(settings: Settings, consumer_group: str, diagnostic_ids: bool = False) -> str:
     """`diagnostic_ids`: forward each message's Diagnostic-Id (the worker traces its commits)."""
-    doc = {"settings": asdict(settings), "consumer_group": consumer_group, "diagnostic_ids": diagnostic_ids}
+    doc = {"settings": settings_to_json(settings), "consumer_group": consumer_group, "diagnostic_ids": diagnostic_ids}
     return msgspec.json.encode(doc).decode()
 
 
 def settings_from_env(text: str) -> tuple[Settings, str, bool]:
     doc: dict[str, Any] = msgspec.json.decode(text)
-    # JSON has no tuples: every list-valued setting goes back to the tuple Settings holds.
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()}
-    return Settings(**fields), doc["consumer_group"], bool(doc.get("diagnostic_ids"))
+    return settings_from_json(doc["settings"]), doc["consumer_group"], bool(doc.get("diagnostic_ids"))
