@@ -5,7 +5,7 @@ redeliveries, shuffled), prints per size: peak RSS of a `processor ingest` child
 smallest size, and the ingest rate as a ratio to bare `orjson.loads` of the same lines measured in the same
 run. Targets (issue "Order-free projection"): peak < 400 MB at every size, growth 100k -> 1M < 1.5x.
 
-Usage: .venv/bin/python bench/ingest_memory.py [--sizes 100000,300000,1000000]
+Usage: .venv/bin/python bench/ingest_memory.py [--sizes 100000,300000,1000000] [--processes N]
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ import orjson
 
 STORAGE = "/subscriptions/S1/resourceGroups/RG/providers/Microsoft.Storage/storageAccounts/acct1"
 
+# The peak of the whole ingest: its own, plus each fold process's at most the largest one's (getrusage's
+# RUSAGE_CHILDREN is the largest child's peak; they peak together, at the final commit).
 _CHILD = """
-import sys, time
+import resource, sys, time
 from processor.cli import main
 started = time.perf_counter()
-code = main(["ingest", sys.argv[1]])
+code = main(["ingest", "--processes", sys.argv[2], sys.argv[1]])
 elapsed = time.perf_counter() - started
-hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(int(hwm.split()[1]), elapsed)
+hwm = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
+folds = int(sys.argv[2]) if sys.argv[2] != "1" else 0
+print(hwm + folds * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, elapsed)
 sys.exit(code)
 """
 
@@ -86,10 +89,11 @@ def parse_seconds(lines: list[bytes]) -> float:
     return time.perf_counter() - started
 
 
-def run_ingest(path: Path, folder: str) -> tuple[int, float]:
+def run_ingest(path: Path, folder: str, processes: int) -> tuple[int, float]:
     """(peak RSS in KiB, seconds inside `main`) of a `processor ingest` child into a fresh SQLite store."""
     env = {**os.environ, "PROCESSOR_STORE_URL": f"sqlite:///{folder}/p-{time.monotonic_ns()}.sqlite"}
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], env=env, capture_output=True, text=True)
+    command = [sys.executable, "-c", _CHILD, str(path), str(processes)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"ingest failed: {done.stderr[-2000:]}")
     rss, seconds = done.stdout.strip().splitlines()[-1].split()
@@ -99,6 +103,7 @@ def run_ingest(path: Path, folder: str) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,300000,1000000")
+    parser.add_argument("--processes", type=int, default=1, help="fold processes (peak: the sum of all)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
@@ -108,7 +113,7 @@ def main() -> None:
             path = Path(folder) / f"blobs-{n}.jsonl"
             path.write_bytes(b"\n".join(lines) + b"\n")
             parse = min(parse_seconds(lines) for _ in range(2))
-            rss, seconds = run_ingest(path, folder)
+            rss, seconds = run_ingest(path, folder, args.processes)
             parse = min(parse, parse_seconds(lines))
             rows.append((n, len(lines), rss, parse / seconds))
             del lines

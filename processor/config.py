@@ -45,7 +45,7 @@ class Settings:
     reorder_max_bytes: int = 128 << 20
     ingest_cache_objects: int = 50_000
     ingest_cache_bytes: int = 64 << 20
-    ingest_processes: int = 0  # fold processes of a file ingest or replay; 0: one per core
+    ingest_processes: int = 1  # fold processes of an ingest (files, Capture); 0: one per core
     eventhub_connection_string: str | None = field(default=None, repr=False)
     eventhub_namespace: str | None = None
     eventhub_name: str = "events"

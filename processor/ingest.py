@@ -19,7 +19,7 @@ from processor.core.intake import Intake
 from processor.core.merge import MergeReducer
 from processor.core.model import Admitted, DeadLetter, ObjectKey, Row, Tally
 from processor.core.namespace import Effect
-from processor.namespace_fold import CONTAINER_TYPE, fold_namespace, is_storage
+from processor.namespace_fold import CONTAINER_TYPE, container_key, fold_namespace, is_hierarchical, is_storage
 from processor.namespace_fold import keys_beneath as in_range
 from processor.projector import fold_storable, keys_beneath
 from processor.stores.base import ProjectionStore, StoreError, utc_now
@@ -208,10 +208,14 @@ class _Streaming:
                 return
             cache.rebase(await self.store.load(list(conflicts)), self._reducer_of, utc_now())
             storage = {w.row.key for w in writes if is_storage(self._reducer_of(w.row))}
-            # Only a storage row's conflict (a container's, above all) says another writer folded in a namespace
-            # this flush wrote in; the others (an object both folded) are settled by the rebase alone.
-            if not storage.isdisjoint(conflicts):
-                await self._respread(storage)
+            # Another writer folded in a namespace this flush wrote in: its container's row conflicted. Only in a
+            # hierarchical container (as it stands now, joined) can one writer's directory event reach the
+            # other's objects; in a flat one, and for any other object both folded, the rebase settles it all.
+            containers = {container_key(k) or k for k in storage & conflicts}  # (a container's own row: k)
+            await self.load_into_cache(containers)
+            hierarchical = {c for c in containers if is_hierarchical(cache.row(c))}
+            if hierarchical:
+                await self._respread({k for k in storage if (container_key(k) or k) in hierarchical})
         raise StoreError(f"compare-and-set kept failing for {cache.dirty} objects after {MAX_REBASES} rounds")
 
     async def _respread(self, written: set[ObjectKey]) -> None:

@@ -52,7 +52,7 @@ async def _main() -> int:
     settings = settings_from_json(os.environ[ENV])
     configure_logging(settings.log_level, settings.log_format)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=1 << 24)
+    reader = asyncio.StreamReader(limit=1 << 20)  # what it buffers ahead of the fold (readexactly takes more)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     store = open_store(settings.store_url, settings.feed_retention(), settings.object_history())
     await store.open()

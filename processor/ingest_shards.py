@@ -1,4 +1,4 @@
-"""Parallel ingest: the messages split between fold processes, one per core, folding into one store.
+"""Parallel ingest: the messages split between fold processes (`ingest.processes`), folding into one store.
 
 One process folds at about a core's speed (the fold is Python). So the parent only reads and routes: each
 message goes, by a glance at its bytes (`processor.core.routing`), to a fold process (`processor.ingest_process`)
@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from processor.config import Settings, settings_to_json
 from processor.core.model import Tally
-from processor.core.routing import route
+from processor.core.routing import Router
 from processor.ingest import ingest_batches
 from processor.ingest_wire import (
     ENV,
@@ -51,11 +51,12 @@ async def ingest_sharded(
     batches: AsyncIterable[Iterable[Message]],
     settings: Settings,
     store: ProjectionStore,
-    route_of: Callable[[bytes, int], int] = route,
+    route_of: Callable[[bytes, int], int] | None = None,
 ) -> Tally:
     """`processor.ingest.ingest_batches`, in `fold_processes(settings)` processes. `store` (open) is the one
     `settings.store_url` names: used as it is when one process folds, else each fold process opens its own.
-    `route_of(body, processes)`: which process folds a message (any choice gives the same projection)."""
+    `route_of(body, processes)`: which process folds a message (any choice gives the same projection; by
+    default a `Router`)."""
     processes = fold_processes(settings)
     if processes == 1:
         return await ingest_batches(batches, settings, store)
@@ -64,6 +65,7 @@ async def ingest_sharded(
         ingest_cache_objects=max(1, settings.ingest_cache_objects // processes),
         ingest_cache_bytes=max(1, settings.ingest_cache_bytes // processes),
     )
+    route_of = route_of or Router()
     folds = [await _FoldProcess.start(i, share) for i in range(processes)]
     try:
         pending: list[list[Message]] = [[] for _ in folds]

@@ -196,6 +196,11 @@ def keys_beneath(keys: list[ObjectKey], directory: ObjectKey) -> list[ObjectKey]
     return keys[bisect_left(keys, (source, name + "/")) : bisect_left(keys, (source, name + "0"))]
 
 
+def is_hierarchical(container: Row | None) -> bool:
+    """Whether a container's row says a rename or directory event was ever folded beneath it."""
+    return _hierarchical(container, [])
+
+
 def _hierarchical(row: Row | None, events: list[Admitted]) -> bool:
     own = row.state.get(namespace.OWN) if row is not None else None
     return (type(own) is dict and own.get("hierarchical") is True) or any(

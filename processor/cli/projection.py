@@ -223,7 +223,7 @@ def register(sub: Any) -> None:
         "--processes",
         type=_process_count,
         metavar="N",
-        help="fold processes (overrides PROCESSOR_INGEST_PROCESSES; default: one per core)",
+        help="fold processes, each with its share of the cache (overrides PROCESSOR_INGEST_PROCESSES; default 1)",
     )
     store_option(p)
     p.set_defaults(func=cmd_ingest)
