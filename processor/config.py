@@ -53,6 +53,11 @@ class Settings:
     starting_position: str = "earliest"
     prefetch: int = 300
     max_batch_size: int = 300
+    # `processor replay`: feeder processes (None: the machine's cores), and their larger prefetch and batches
+    # (measured: one bare consumer reads ~9k msg/s at prefetch 300, ~13k at 3000).
+    replay_feeders: int | None = None
+    replay_prefetch: int = 3000
+    replay_batch: int = 1000
     # The SDK's own retries of a failed operation (then the worker's, which never give up, take over).
     eventhub_retry_mode: str = "exponential"
     eventhub_retry_total: int = 3
@@ -381,6 +386,9 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
     "starting_position": ("eventhub", "starting_position", "PROCESSOR_STARTING_POSITION", _starting_position),
     "prefetch": ("eventhub", "prefetch", "PROCESSOR_PREFETCH", _positive_int),
     "max_batch_size": ("eventhub", "max_batch_size", "PROCESSOR_MAX_BATCH_SIZE", _positive_int),
+    "replay_feeders": ("replay", "feeders", "PROCESSOR_REPLAY_FEEDERS", _positive_int),
+    "replay_prefetch": ("replay", "prefetch", "PROCESSOR_REPLAY_PREFETCH", _positive_int),
+    "replay_batch": ("replay", "batch", "PROCESSOR_REPLAY_BATCH", _positive_int),
     "eventhub_retry_mode": (
         "eventhub",
         "retry_mode",
@@ -472,6 +480,7 @@ _FIELDS: dict[str, tuple[str, str, str, Callable[[Any], Any]]] = {
 
 # The command-line flags that override a setting, as the commands spell them (an error names what was typed).
 _FLAGS = {"store_url": "--store", "http_address": "--address", "starting_position": "--from"}
+_FLAGS["replay_feeders"] = "--feeders"
 _FLAGS["log_level"] = "--log-level"
 
 

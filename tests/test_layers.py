@@ -32,6 +32,7 @@ LAYERS = {
     "processor.ingest_process": 3,  # a fold process of a parallel ingest
     "processor.ingest_shards": 3,  # the parallel ingest's parent
     "processor.handoff": 3,  # Capture, then the hub: ingest and the worker
+    "processor.replay": 3,  # parallel hub replay: feeder processes into the streaming ingest
     "processor.runtime": 0,  # signals and logging: imports nothing of the package
     "processor.http": 4,
     "processor.cli": 5,

@@ -7,16 +7,13 @@ import asyncio
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from processor.cli.output import wants_json, write_summary
 from processor.config import Settings, load_settings, warn_if_any_source
 from processor.runtime import stop_on_signal
-
-if TYPE_CHECKING:
-    from processor.worker.worker import Worker
 
 log = logging.getLogger("processor")
 
@@ -74,27 +71,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from processor.config import ConfigError
 
         raise ConfigError("--checkpoint-live: only with --from capture:PATH")
+    import os
     import signal
-    from contextlib import suppress
-    from dataclasses import replace
 
     from azure.eventhub.exceptions import EventHubError
 
+    from processor.cli.progress import Progress
     from processor.hub.clients import consumer_client, hub_problem
+    from processor.hub.wire import Span
+    from processor.replay import ReplayFailed, replay_partitions
     from processor.stores.registry import open_store
-    from processor.worker.app import WorkerOptions, run_worker
-    from processor.worker.missing import HubNotFound
 
-    position = args.from_
-    # In-memory checkpoints: a replay reads everything once and must leave the live ones alone. A missing hub or
-    # consumer group fails it at the first not-found: a one-shot job has nobody waiting for it to appear.
-    settings = replace(
-        _settings(args, starting_position=position),
-        checkpoint_url="memory",
-        checkpoint_connection_string=None,
-        checkpoint_account_url=None,
-        not_found_timeout=0.0,
-    )
+    settings = _settings(args, starting_position=args.from_, replay_feeders=args.feeders)
+    feeders = settings.replay_feeders or os.cpu_count() or 1
     warn_if_any_source(settings)
 
     async def main() -> int:
@@ -110,67 +99,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
+            # Each partition up to what the hub held at the start: the replay ends, whatever arrives meanwhile.
             try:
                 async with consumer_client(settings, consumer_group=args.consumer_group) as client:
-                    targets = {}
+                    spans = {}
                     for pid in await client.get_partition_ids():
                         p = await client.get_partition_properties(pid)
                         if not p["is_empty"]:
-                            targets[pid] = p["last_enqueued_sequence_number"]
+                            spans[pid] = Span(end=p["last_enqueued_sequence_number"])
             except EventHubError as exc:
                 print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
                 return 1
-            total = sum(targets.values()) + len(targets)
-            from processor.cli.progress import Progress
-
-            bar = Progress("replay", total=total)
+            bar = Progress("replay")
             stop = asyncio.Event()
             signals_seen = stop_on_signal(stop)
-            progress = {"done": 0, "complete": False}
-            following: list[asyncio.Task[None]] = []
-
-            async def follow(worker: Worker) -> None:
-                """The progress bar, until every partition's progress reaches its target; then stop the run."""
-                seen: dict[str, int] = {}
-                while not stop.is_set():
-                    for pid, state in worker.partitions.items():
-                        if state.progress.safe is not None:
-                            seen[pid] = state.progress.safe[0]
-                    progress["done"] = sum(min(seen.get(pid, -1), t) + 1 for pid, t in targets.items())
-                    bar.update(progress["done"])
-                    if all(seen.get(pid, -1) >= t for pid, t in targets.items()):
-                        progress["complete"] = True
-                        stop.set()
-                        break
-                    await asyncio.sleep(0.25)
-
-            def started(worker: Worker) -> None:
-                # Kept, and ended with the run: the event loop holds tasks only weakly (one nobody references
-                # may be collected mid-flight), and an error in it is raised here instead of being lost.
-                following.append(asyncio.create_task(follow(worker), name="replay progress"))
-
-            options = WorkerOptions(consumer_group=args.consumer_group, store=store, on_started=started)
             try:
-                worker = await run_worker(settings, stop, options)
-            except HubNotFound as exc:
-                bar.close()
+                result = await replay_partitions(
+                    settings, store, args.consumer_group, spans, feeders, stop, progress=bar.update
+                )
+            except ReplayFailed as exc:
                 print(f"processor: replay: {exc}", file=sys.stderr)
                 return 1
             finally:
-                for task in following:
-                    task.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await task
                 bar.close()
-            if not progress["complete"]:
+            if not result.complete:
                 received = signals_seen.received or signal.SIGINT
                 print(
-                    f"processor: replay stopped by {signal.Signals(received).name} at {progress['done']}/{total} "
+                    f"processor: replay stopped by {signal.Signals(received).name} at {bar.done}/{bar.total} "
                     "messages: the projection it wrote is not complete (replay again into a fresh store)",
                     file=sys.stderr,
                 )
                 return 128 + received
-            write_summary(worker.tally.summary(), args)
+            write_summary(result.tally.summary(), args)
             return 0
         finally:
             await store.close()
@@ -313,6 +273,12 @@ def register(sub: Any) -> None:
         help="a consumer group of its own, so live workers are not disturbed (default: replay)",
     )
     p.add_argument("--force", action="store_true", help="replay into a store that already holds objects")
+    p.add_argument(
+        "--feeders",
+        metavar="N",
+        help="feeder processes reading the hub, each a fixed share of the partitions (overrides "
+        "PROCESSOR_REPLAY_FEEDERS; default: the machine's cores)",
+    )
     p.add_argument(
         "--checkpoint-live",
         action="store_true",

@@ -6,7 +6,9 @@ only receives and forwards; the worker (the parent) decodes, projects, commits a
 checkpoint still follows the commit.
 
 What goes over the pipes (the settings in, frames out on stdout, the stop command in on stdin) is defined in
-`processor.hub.wire`, which the worker imports too. Imports the SDK and the hub's other adapters.
+`processor.hub.wire`, which the worker imports too. A replay's feeders read fixed partitions instead of
+balancing them (`processor.hub.fixed`, which shares this module's parts). Imports the SDK and the
+hub's other adapters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from azure.eventhub import CloseReason, EventData
@@ -23,7 +26,18 @@ from azure.eventhub.aio import PartitionContext
 from azure.eventhub.amqp import AmqpMessageBodyType
 
 from processor.config import Settings
-from processor.hub.wire import ENV, STOP, Batch, Closed, Delivery, Error, Frame, Opened, encode_frame, settings_from_env
+from processor.hub.wire import (
+    ENV,
+    STOP,
+    Batch,
+    Closed,
+    Delivery,
+    Error,
+    Frame,
+    Opened,
+    encode_frame,
+    settings_from_env,
+)
 from processor.runtime import configure_logging
 from processor.tracing import start_tracing
 
@@ -71,10 +85,28 @@ def message_body(event: EventData) -> tuple[bytes, str | None]:
     return b"".join(bytes(part) for part in body), None
 
 
-async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> int:
-    from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
-    from processor.hub.clients import consumer_client, not_found, starting_position
+def to_delivery(e: EventData, diagnostic_ids: bool) -> Delivery:
+    # The raw annotations (public through raw_amqp_message) spare the per-event datetime and decoding the
+    # convenience properties do: this is the feeder's whole cost per event beside the SDK's own.
+    raw = e.raw_amqp_message
+    ann: dict[bytes, Any] = raw.annotations  # type: ignore[assignment]  # a received message has them
+    offset = ann[b"x-opt-offset"]
+    stamp = ann.get(b"x-opt-enqueued-time")
+    body, section = message_body(e)
+    properties = raw.application_properties
+    return Delivery(
+        ann[b"x-opt-sequence-number"],
+        offset.decode() if isinstance(offset, bytes) else offset,
+        body,
+        delivery_kind(properties),
+        stamp / 1000 if stamp is not None else None,
+        section,
+        diagnostic_id(properties) if diagnostic_ids else None,
+    )
 
+
+async def stdout_sender() -> Callable[[Frame], Awaitable[None]]:
+    """`send(frame)` onto stdout, for the parent."""
     loop = asyncio.get_running_loop()
     out = os.fdopen(sys.stdout.fileno(), "wb", buffering=0, closefd=False)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out)
@@ -84,32 +116,40 @@ async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> 
         writer.write(encode_frame(frame))
         await writer.drain()  # the parent reads slower: the SDK stops pulling, which is the backpressure
 
+    return send
+
+
+async def parent_command() -> asyncio.Task[bytes]:
+    """The parent's command on stdin: `STOP`, or end of file when it is gone."""
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return asyncio.create_task(reader.readline())
+
+
+def error_frame(context: PartitionContext | None, error: Exception) -> Error:
+    """What the SDK's on_error reported, for the parent."""
+    from processor.hub.clients import not_found
+
+    where = f"partition {context.partition_id}" if context is not None else "load balancing"
+    # Load balancing asks the hub for its partitions: its not-found is the hub's. A partition's receiver names
+    # the consumer group as well, and is only started once the hub has answered: its not-found is the group's.
+    missing: Literal["hub", "consumer group"] | None = None
+    if not_found(error):
+        missing = "consumer group" if context is not None else "hub"
+    return Error(f"{where}: {error!r}", missing, context.partition_id if context is not None else None)
+
+
+async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> int:
+    from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
+    from processor.hub.clients import consumer_client, starting_position
+
+    send = await stdout_sender()
     checkpoints = await open_checkpoint_store(settings)
     client = consumer_client(settings, checkpoints, group)
 
     async def on_batch(context: PartitionContext, events: list[EventData]) -> None:
         props = context.last_enqueued_event_properties or {}
-        deliveries = []
-        for e in events:
-            # The raw annotations (public through raw_amqp_message) spare the per-event datetime and decoding
-            # the convenience properties do: this loop is the feeder's whole cost beside the SDK's own.
-            raw = e.raw_amqp_message
-            ann: dict[bytes, Any] = raw.annotations  # type: ignore[assignment]  # a received message has them
-            offset = ann[b"x-opt-offset"]
-            stamp = ann.get(b"x-opt-enqueued-time")
-            body, section = message_body(e)
-            properties = raw.application_properties
-            deliveries.append(
-                Delivery(
-                    ann[b"x-opt-sequence-number"],
-                    offset.decode() if isinstance(offset, bytes) else offset,
-                    body,
-                    delivery_kind(properties),
-                    stamp / 1000 if stamp is not None else None,
-                    section,
-                    diagnostic_id(properties) if diagnostic_ids else None,
-                )
-            )
+        deliveries = [to_delivery(e, diagnostic_ids) for e in events]
         await send(Batch(context.partition_id, props.get("sequence_number"), deliveries))
 
     async def on_open(context: PartitionContext) -> None:
@@ -119,13 +159,7 @@ async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> 
         await send(Closed(context.partition_id, reason == CloseReason.OWNERSHIP_LOST))
 
     async def on_error(context: PartitionContext | None, error: Exception) -> None:
-        where = f"partition {context.partition_id}" if context is not None else "load balancing"
-        # Load balancing asks the hub for its partitions: its not-found is the hub's. A partition's receiver names
-        # the consumer group as well, and is only started once the hub has answered: its not-found is the group's.
-        missing: Literal["hub", "consumer group"] | None = None
-        if not_found(error):
-            missing = "consumer group" if context is not None else "hub"
-        await send(Error(f"{where}: {error!r}", missing, context.partition_id if context is not None else None))
+        await send(error_frame(context, error))
 
     receiving = asyncio.create_task(
         client.receive_batch(
@@ -140,9 +174,7 @@ async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> 
         )
     )
 
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    command = asyncio.create_task(reader.readline())
+    command = await parent_command()
     done, _ = await asyncio.wait([receiving, command], return_when=asyncio.FIRST_COMPLETED)
     if command in done and command.result() != STOP:
         os._exit(3)  # the parent died: behave as a crash, release nothing
@@ -154,7 +186,9 @@ async def feed(settings: Settings, group: str, diagnostic_ids: bool = False) -> 
     return 0
 
 
-def main() -> int:
+def prepare() -> tuple[Settings, str, bool]:
+    """The process's set-up, from the settings the parent handed over: (settings, consumer group, forward
+    Diagnostic-Ids)."""
     # The parent decides when to stop; a Ctrl-C in the terminal reaches it, and it tells us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -166,7 +200,11 @@ def main() -> int:
     # The SDK warns of each error on every retry (every load-balancing round, per partition); each also goes to
     # on_error, and the worker reports a run of them once, or, for a missing hub, at a steady pace.
     logging.getLogger("azure.eventhub.aio._eventprocessor.event_processor").setLevel(logging.ERROR)
-    return asyncio.run(feed(settings, group, diagnostic_ids))
+    return settings, group, diagnostic_ids
+
+
+def main() -> int:
+    return asyncio.run(feed(*prepare()))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ E.g. `["batch", "0", 41, [[40, "8160", b"{...}", "Notification", 1700000000.25, 
 On the feeder's stdin the worker writes `STOP` for a graceful stop (close the client, releasing ownership);
 end of file there means the worker is gone, and the feeder exits at once, as a crash would.
 
+A replay (`processor.replay`) starts feeders in the fixed-partitions mode: the settings name the partitions,
+each with a `Span` (where to start, the last sequence number to forward). Such a feeder reads only those,
+with no load balancing and no checkpoint store, forwards nothing past a span's end, sends `Closed(partition,
+False)` when a partition reached its end, and exits 0 once all did (or on `STOP`).
+
 Imports msgspec and `processor.config` (the settings) only.
 """
 
@@ -72,6 +77,14 @@ class Error(msgspec.Struct, tag="error", array_like=True):
 
 Frame = Opened | Closed | Batch | Error
 
+
+class Span(msgspec.Struct, frozen=True):
+    """What a fixed-partitions feeder reads of one partition."""
+
+    end: int  # the last sequence number to forward (the partition's last enqueued one when the replay began)
+    after: int | None = None  # start just after this sequence number; None: at the settings' starting position
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Frame)
 
@@ -93,10 +106,28 @@ async def read_frame(stream: asyncio.StreamReader) -> Frame | None:
         return None
 
 
-def settings_to_env(settings: Settings, consumer_group: str, diagnostic_ids: bool = False) -> str:
-    """`diagnostic_ids`: forward each message's Diagnostic-Id (the worker traces its commits)."""
-    doc = {"settings": settings_to_json(settings), "consumer_group": consumer_group, "diagnostic_ids": diagnostic_ids}
+def settings_to_env(
+    settings: Settings, consumer_group: str, diagnostic_ids: bool = False, partitions: dict[str, Span] | None = None
+) -> str:
+    """`diagnostic_ids`: forward each message's Diagnostic-Id (the worker traces its commits). `partitions`: the
+    fixed-partitions mode, reading these partitions over these spans (see above); None: load balancing."""
+    doc: dict[str, Any] = {
+        "settings": settings_to_json(settings),
+        "consumer_group": consumer_group,
+        "diagnostic_ids": diagnostic_ids,
+    }
+    if partitions is not None:
+        doc["partitions"] = partitions
     return msgspec.json.encode(doc).decode()
+
+
+def partitions_from_env(text: str) -> dict[str, Span] | None:
+    """The fixed partitions `settings_to_env` was given, or None (load balancing)."""
+    return msgspec.json.decode(text, type=_FixedDoc).partitions
+
+
+class _FixedDoc(msgspec.Struct):
+    partitions: dict[str, Span] | None = None
 
 
 def settings_from_env(text: str) -> tuple[Settings, str, bool]:

@@ -105,15 +105,15 @@ async def test_a_replay_stopped_by_a_signal_says_so_and_does_not_exit_0(devhub, 
     settings = worker_settings(devhub, tmp_path)
     async with producer_client(settings) as producer:
         await publish(producer, list(deliver(lifecycle(300, seed=41), seed=42)))
-    # A reorder window longer than the test: the replay cannot finish before the signal.
+    # A partition that delivers nothing: the replay cannot finish before the signal.
+    devhub.faults.pause_partition("events", "0")
     env = env_for(
         settings,
         tmp_path,
         PROCESSOR_STORE_URL=f"sqlite:///{tmp_path}/replayed.sqlite",
-        PROCESSOR_REORDER_WINDOW="600",
         PROCESSOR_LOG_LEVEL="INFO",
     )
-    proc = await spawn("replay", env=env, cwd=tmp_path)
+    proc = await spawn("replay", "--feeders", "2", env=env, cwd=tmp_path)
     await read_until(proc, "opened", 60)
     proc.send_signal(sig)
     got, out, err = await finish(proc, 60)
