@@ -73,6 +73,13 @@ async def replay_partitions(
     # A replay reads a backlog: its own, larger prefetch and batches (the worker's are tuned for latency).
     feeder_settings = _feeder_settings(settings)
     shares = split(list(spans), feeders)
+    log.info(
+        "replaying %d partitions with %d feeder processes (prefetch %d, batch %d)",
+        len(spans),
+        len(shares),
+        feeder_settings.prefetch,
+        feeder_settings.max_batch_size,
+    )
     processes = [await _start(feeder_settings, group, {pid: spans[pid] for pid in share}) for share in shares]
     # Bounded: when the fold falls behind, the readers stop reading, the pipes fill and the feeders' SDK stops
     # pulling from the hub.

@@ -36,12 +36,13 @@ async def replay(settings, tmp_path, name, *flags):
         # Named, never created: the replay opens no checkpoint store at all.
         "PROCESSOR_CHECKPOINT_URL": f"sqlite:///{tmp_path}/untouched-checkpoints.sqlite",
         "PROCESSOR_ALLOWED_SOURCES": "",
+        "PROCESSOR_LOG_LEVEL": "INFO",
     }
     url = f"sqlite:///{tmp_path}/{name}.sqlite"
     code, out, err = await finish(await spawn("replay", "--store", url, "--json", *flags, env=env, cwd=tmp_path), 120)
     assert code == 0, err
     assert not (tmp_path / "untouched-checkpoints.sqlite").exists()
-    return url, out
+    return url, out, err
 
 
 async def dead_letter_reasons(url):
@@ -59,13 +60,18 @@ async def test_two_feeders_replay_the_projection_of_one_feeder_and_of_file_inges
     await fill(settings, messages)
     assert all(not devhub.partition_info(HUB, str(p))["is_empty"] for p in range(4))
 
-    one, _ = await replay(settings, tmp_path, "one", "--feeders", "1")
-    two, out = await replay(settings, tmp_path, "two", "--feeders", "2")
+    one, _, err = await replay(settings, tmp_path, "one", "--feeders", "1")
+    assert "replaying 4 partitions with 1 feeder processes (prefetch 3000, batch 1000)" in err
+    two, out, err = await replay(settings, tmp_path, "two", "--feeders", "2")
+    assert "replaying 4 partitions with 2 feeder processes" in err
+    # Without the flag: a feeder per core (at most one per partition).
+    cores, _, err = await replay(settings, tmp_path, "cores")
+    assert f"replaying 4 partitions with {min(4, os.cpu_count())} feeder processes" in err
 
     expected = await oracle(messages, tmp_path)
     expected_value = {k: v for k, v in (await projection(one)).items() if k[1] == "models/after-the-value-body"}
     assert len(expected_value) == 1
-    assert await projection(two) == await projection(one) == {**expected, **expected_value}
+    assert await projection(two) == await projection(one) == await projection(cores) == {**expected, **expected_value}
     reasons = await dead_letter_reasons(two)
     assert reasons == await dead_letter_reasons(one)
     assert [r.split(":")[0] for r in reasons] == ["AMQP value body"]
@@ -77,7 +83,8 @@ async def test_more_feeders_than_partitions_replays_every_partition(tmp_path):
         settings = worker_settings(hub, tmp_path)
         messages = list(deliver(lifecycle(600, seed=63), seed=64))
         await fill(settings, messages)
-        url, _ = await replay(settings, tmp_path, "eight", "--feeders", "8")
+        url, _, err = await replay(settings, tmp_path, "eight", "--feeders", "8")
+        assert "replaying 3 partitions with 3 feeder processes" in err
         got = await projection(url)
     expected = await oracle(messages, tmp_path)
     assert {k: v for k, v in got.items() if k[1] != "models/after-the-value-body"} == expected
@@ -90,11 +97,3 @@ async def test_a_bad_feeders_value_exits_2_naming_the_flag(tmp_path, value):
     assert code == 2, err
     assert err.strip().splitlines()[-1].startswith("processor: bad setting: --feeders:"), err
     assert repr(value) in err and out == ""
-
-
-def test_the_default_is_one_feeder_per_core():
-    from processor.config import load_settings
-
-    assert load_settings(env={}).replay_feeders is None  # the command then takes os.cpu_count()
-    assert load_settings(env={"PROCESSOR_REPLAY_FEEDERS": "3"}).replay_feeders == 3
-    assert os.cpu_count()
