@@ -1,19 +1,18 @@
 """Rebuild from Event Hubs Capture, then hand over to the hub: what `processor replay --from capture:PATH` does.
 
 1. Every Capture file of the hub is folded into the store through the streaming ingest (disk speed).
-2. Each partition's last captured record (sequence number s, offset o) is written as the replay consumer group's
-   checkpoint in a checkpoint store of the run's own (a temporary SQLite file). The SDK resumes a checkpointed
-   partition exclusively after it, so the worker reads that partition from s + 1: nothing between Capture and
-   the hub is missed or read twice. A partition Capture never wrote starts at the hub's earliest event.
-3. The worker runs until every partition is done up to the sequence number the hub had last enqueued when the
-   run began; its final checkpoints are where the rebuild stopped.
+2. Each partition's last captured record (sequence number s) is where its hub phase starts: the replay's feeder
+   processes (`processor.replay`) read it from s + 1, so nothing between Capture and the hub is missed or read
+   twice. A partition Capture never wrote starts at the hub's earliest event.
+3. The hub phase ends when every partition is done up to the sequence number the hub had last enqueued when the
+   run began; where each partition stopped (sequence number, offset) is where the rebuild stopped.
 4. With `checkpoint_live`, those positions become the live consumer group's checkpoints, where the live one is
    older or missing (never moved back), so `processor run` on the new store continues exactly there.
 
 A partition whose events after s are no longer in the hub (retention passed them before the rebuild got there)
 cannot be rebuilt whole: it is reported as a gap, never passed over silently.
 
-Imports the Capture reader, the streaming ingest, the worker and the hub's adapters.
+Imports the Capture reader, the streaming ingest, the parallel hub replay and the hub's adapters.
 """
 
 from __future__ import annotations
@@ -22,24 +21,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from processor.capture import CaptureError, CaptureReport, open_capture
 from processor.config import Settings
 from processor.core.model import Tally
-from processor.hub.checkpoints import SqliteCheckpointStore, close_checkpoint_store, open_checkpoint_store
+from processor.hub.checkpoints import close_checkpoint_store, open_checkpoint_store
 from processor.hub.clients import consumer_client, hub_name, namespace
+from processor.hub.wire import Span
 from processor.ingest import ingest_messages
+from processor.replay import replay_partitions
 from processor.stores.base import ProjectionStore
-from processor.worker.app import WorkerOptions, run_worker
-from processor.worker.worker import Worker
 
 log = logging.getLogger(__name__)
-
-FOLLOW_EVERY = 0.25  # seconds between looks at the worker's progress
 
 
 class Stopped(Exception):
@@ -77,14 +72,14 @@ async def capture_then_hub(
     settings: Settings,
     store: ProjectionStore,
     group: str,
-    folder: Path,
     stopped: Callable[[], bool],
     stop: asyncio.Event,
     checkpoint_live: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    feeders: int = 1,
 ) -> Handoff:
-    """Rebuild into `store` from the Capture files at `path`, then from the hub on consumer group `group`.
-    `folder`: where the run's own checkpoint store lives; `stopped()` / `stop`: a stop was asked for."""
+    """Rebuild into `store` from the Capture files at `path`, then from the hub on consumer group `group`, read by
+    `feeders` processes. `stopped()` / `stop`: a stop was asked for."""
     result = Handoff()
     hub, ns = hub_name(settings), namespace(settings)
     reader = open_capture(path, settings, hub=hub)
@@ -124,24 +119,8 @@ async def capture_then_hub(
     targets = {pid: p["last_enqueued_sequence_number"] for pid, p in props.items() if not p["is_empty"]}
     remaining = {pid: t for pid, t in targets.items() if start[pid] < t}
 
-    checkpoints_url = f"sqlite:///{folder.resolve()}/handoff-checkpoints.sqlite"
-    seeded = SqliteCheckpointStore(checkpoints_url)
-    try:
-        for pid, (seq, offset) in result.ends.items():
-            await seeded.update_checkpoint(_checkpoint(ns, hub, group, pid, seq, offset))
-    finally:
-        await seeded.close()
-
     if remaining and not stop.is_set():
-        result.complete = await _from_hub(
-            settings, store, group, checkpoints_url, start, remaining, stop, result, progress
-        )
-        final = SqliteCheckpointStore(checkpoints_url)
-        try:
-            for c in await final.list_checkpoints(ns, hub, group):
-                result.ends[c["partition_id"]] = (int(c["sequence_number"]), c["offset"])
-        finally:
-            await final.close()
+        result.complete = await _from_hub(settings, store, group, start, remaining, feeders, stop, result, progress)
     else:
         result.complete = not stop.is_set()
     if result.complete and checkpoint_live:
@@ -176,54 +155,30 @@ async def _from_hub(
     settings: Settings,
     store: ProjectionStore,
     group: str,
-    checkpoints_url: str,
     start: dict[str, int],
     targets: dict[str, int],
+    feeders: int,
     stop: asyncio.Event,
     result: Handoff,
     progress: Callable[[str, int, int], None] | None,
 ) -> bool:
-    """Run the worker on the seeded checkpoints until every partition of `targets` is done up to its target."""
-    replay_settings = replace(
-        settings,
-        checkpoint_url=checkpoints_url,
-        checkpoint_connection_string=None,
-        checkpoint_account_url=None,
-        not_found_timeout=0.0,  # a one-shot job: a missing hub or group fails it at once
-        starting_position="earliest",  # for partitions Capture has no file of
+    """Replay every partition of `targets` from just after `start` (-1: Capture has none of it) up to its target."""
+    spans = {pid: Span(end=t, after=start[pid] if start[pid] >= 0 else None) for pid, t in targets.items()}
+    # A partition Capture never wrote starts at the hub's earliest event.
+    replay_settings = replace(settings, starting_position="earliest")
+    hub = await replay_partitions(
+        replay_settings,
+        store,
+        group,
+        spans,
+        feeders,
+        stop,
+        progress=(lambda done, total: progress("hub", done, total)) if progress is not None else None,
     )
-    total = sum(t - start[pid] for pid, t in targets.items())
-    complete = [False]
-    following: list[asyncio.Task[None]] = []
-
-    async def follow(worker: Worker) -> None:
-        seen = dict(start)
-        while not stop.is_set():
-            for pid, state in worker.partitions.items():
-                if state.progress.safe is not None:
-                    seen[pid] = max(seen.get(pid, -1), state.progress.safe[0])
-            if progress is not None:
-                progress("hub", sum(min(seen[pid], t) - start[pid] for pid, t in targets.items()), total)
-            if all(seen[pid] >= t for pid, t in targets.items()):
-                complete[0] = True
-                result.hub_messages = sum(s.progress.done_messages for s in worker.partitions.values())
-                stop.set()
-                return
-            await asyncio.sleep(FOLLOW_EVERY)
-
-    def started(worker: Worker) -> None:
-        following.append(asyncio.create_task(follow(worker), name="handoff progress"))
-
-    options = WorkerOptions(consumer_group=group, store=store, on_started=started)
-    try:
-        worker = await run_worker(replay_settings, stop, options)
-    finally:
-        for task in following:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-    result.hub = worker.tally
-    return complete[0]
+    result.hub = hub.tally
+    result.hub_messages = hub.messages
+    result.ends.update(hub.ends)
+    return hub.complete
 
 
 async def _move_live_checkpoints(

@@ -31,7 +31,7 @@ LAYERS = {
     "processor.ingest_wire": 2,  # what a parallel ingest and its fold processes say: settings and the core's tally
     "processor.ingest_process": 3,  # a fold process of a parallel ingest
     "processor.ingest_shards": 3,  # the parallel ingest's parent
-    "processor.handoff": 3,  # Capture, then the hub: ingest and the worker
+    "processor.handoff": 3,  # Capture, then the hub: ingest and the parallel replay
     "processor.replay": 3,  # parallel hub replay: feeder processes into the streaming ingest
     "processor.runtime": 0,  # signals and logging: imports nothing of the package
     "processor.http": 4,

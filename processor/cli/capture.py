@@ -53,9 +53,8 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
     """`processor replay --from capture:PATH`: Capture, then the hub from where Capture ended (processor/handoff.py);
     with --checkpoint-live, the live consumer group's checkpoints move to where the rebuild stopped."""
     import asyncio
+    import os
     import signal
-    import tempfile
-    from pathlib import Path
 
     from azure.eventhub.exceptions import EventHubError
 
@@ -63,9 +62,9 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
     from processor.config import warn_if_any_source
     from processor.handoff import Stopped, capture_then_hub
     from processor.hub.clients import hub_problem
+    from processor.replay import ReplayFailed
     from processor.runtime import stop_on_signal
     from processor.stores.registry import open_store
-    from processor.worker.missing import HubNotFound
 
     path = args.from_.removeprefix("capture:")
     warn_if_any_source(settings)
@@ -85,32 +84,31 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 return 1
             phases = _Phases()
-            with tempfile.TemporaryDirectory(prefix="processor-handoff-") as folder:
-                try:
-                    result = await capture_then_hub(
-                        path,
-                        settings,
-                        store,
-                        args.consumer_group,
-                        Path(folder),
-                        stopped=lambda: signals.received is not None,
-                        stop=stop,
-                        checkpoint_live=args.checkpoint_live,
-                        progress=phases.update,
-                    )
-                except CaptureError as exc:
-                    print(f"processor: replay: {exc}", file=sys.stderr)
-                    return 1
-                except EventHubError as exc:
-                    print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
-                    return 1
-                except HubNotFound as exc:
-                    print(f"processor: replay: {exc}", file=sys.stderr)
-                    return 1
-                except Stopped:
-                    result = None
-                finally:
-                    phases.close()
+            try:
+                result = await capture_then_hub(
+                    path,
+                    settings,
+                    store,
+                    args.consumer_group,
+                    stopped=lambda: signals.received is not None,
+                    stop=stop,
+                    checkpoint_live=args.checkpoint_live,
+                    progress=phases.update,
+                    feeders=settings.replay_feeders or os.cpu_count() or 1,
+                )
+            except CaptureError as exc:
+                print(f"processor: replay: {exc}", file=sys.stderr)
+                return 1
+            except EventHubError as exc:
+                print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
+                return 1
+            except ReplayFailed as exc:
+                print(f"processor: replay: {exc}", file=sys.stderr)
+                return 1
+            except Stopped:
+                result = None
+            finally:
+                phases.close()
         finally:
             await store.close()
         if result is None or not result.complete:

@@ -66,7 +66,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.from_.startswith("capture:"):
         from processor.cli.capture import replay_capture
 
-        return replay_capture(args, _settings(args))
+        return replay_capture(args, _settings(args, replay_feeders=args.feeders))
     if args.checkpoint_live:
         from processor.config import ConfigError
 
