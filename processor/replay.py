@@ -47,6 +47,13 @@ class HubReplay:
     complete: bool = False
 
 
+def default_feeders() -> int:
+    """One feeder per core this process may run on (a container's cpuset, where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def split(partitions: list[str], feeders: int) -> list[list[str]]:
     """Round-robin shares of `partitions` (in numeric order) for at most `feeders` processes, none empty."""
     ordered = sorted(partitions, key=lambda p: (len(p), p))

@@ -53,7 +53,6 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
     """`processor replay --from capture:PATH`: Capture, then the hub from where Capture ended (processor/handoff.py);
     with --checkpoint-live, the live consumer group's checkpoints move to where the rebuild stopped."""
     import asyncio
-    import os
     import signal
 
     from azure.eventhub.exceptions import EventHubError
@@ -62,7 +61,7 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
     from processor.config import warn_if_any_source
     from processor.handoff import Stopped, capture_then_hub
     from processor.hub.clients import hub_problem
-    from processor.replay import ReplayFailed
+    from processor.replay import ReplayFailed, default_feeders
     from processor.runtime import stop_on_signal
     from processor.stores.registry import open_store
 
@@ -94,7 +93,7 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
                     stop=stop,
                     checkpoint_live=args.checkpoint_live,
                     progress=phases.update,
-                    feeders=settings.replay_feeders or os.cpu_count() or 1,
+                    feeders=settings.replay_feeders or default_feeders(),
                 )
             except CaptureError as exc:
                 print(f"processor: replay: {exc}", file=sys.stderr)

@@ -71,7 +71,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from processor.config import ConfigError
 
         raise ConfigError("--checkpoint-live: only with --from capture:PATH")
-    import os
     import signal
 
     from azure.eventhub.exceptions import EventHubError
@@ -79,11 +78,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from processor.cli.progress import Progress
     from processor.hub.clients import consumer_client, hub_problem
     from processor.hub.wire import Span
-    from processor.replay import ReplayFailed, replay_partitions
+    from processor.replay import ReplayFailed, default_feeders, replay_partitions
     from processor.stores.registry import open_store
 
     settings = _settings(args, starting_position=args.from_, replay_feeders=args.feeders)
-    feeders = settings.replay_feeders or os.cpu_count() or 1
+    feeders = settings.replay_feeders or default_feeders()
     warn_if_any_source(settings)
 
     async def main() -> int:

@@ -2,14 +2,13 @@
 folded through the streaming ingest. Whatever the number of feeders, the projection is file ingest's of the same
 bodies; the replay touches no checkpoint store; a message that is not a data section is still dead-lettered."""
 
-import os
-
 import pytest
 from azure.eventhub import EventData
 from azure.eventhub.amqp import AmqpAnnotatedMessage
 
 from devhub import DevHub, HubSpec
 from processor.hub.clients import producer_client
+from processor.replay import default_feeders
 from processor.sim.traffic import deliver, lifecycle
 from processor.stores.registry import open_store
 from processor.worker.simulate import publish
@@ -66,7 +65,7 @@ async def test_two_feeders_replay_the_projection_of_one_feeder_and_of_file_inges
     assert "replaying 4 partitions with 2 feeder processes" in err
     # Without the flag: a feeder per core (at most one per partition).
     cores, _, err = await replay(settings, tmp_path, "cores")
-    assert f"replaying 4 partitions with {min(4, os.cpu_count())} feeder processes" in err
+    assert f"replaying 4 partitions with {min(4, default_feeders())} feeder processes" in err
 
     expected = await oracle(messages, tmp_path)
     expected_value = {k: v for k, v in (await projection(one)).items() if k[1] == "models/after-the-value-body"}
