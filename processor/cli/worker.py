@@ -72,11 +72,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         raise ConfigError("--checkpoint-live: only with --from capture:PATH")
     import signal
+    from datetime import datetime
 
     from azure.eventhub.exceptions import EventHubError
 
     from processor.cli.progress import Progress
-    from processor.hub.clients import consumer_client, hub_problem
+    from processor.hub.clients import consumer_client, hub_problem, starting_position
     from processor.hub.wire import Span
     from processor.replay import ReplayFailed, default_feeders, replay_partitions
     from processor.stores.registry import open_store
@@ -98,14 +99,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            # Each partition up to what the hub held at the start: the replay ends, whatever arrives meanwhile.
+            # Each partition up to what the hub held at the start: the replay ends, whatever arrives meanwhile. One
+            # that holds nothing after the starting position is left out: waiting for it would never end.
+            since = starting_position(settings)
             try:
                 async with consumer_client(settings, consumer_group=args.consumer_group) as client:
                     spans = {}
                     for pid in await client.get_partition_ids():
                         p = await client.get_partition_properties(pid)
-                        if not p["is_empty"]:
-                            spans[pid] = Span(end=p["last_enqueued_sequence_number"])
+                        if p["is_empty"] or since == "@latest":
+                            continue
+                        if isinstance(since, datetime) and p["last_enqueued_time_utc"] <= since:
+                            continue
+                        spans[pid] = Span(end=p["last_enqueued_sequence_number"])
             except EventHubError as exc:
                 print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
                 return 1

@@ -96,3 +96,12 @@ async def test_a_bad_feeders_value_exits_2_naming_the_flag(tmp_path, value):
     assert code == 2, err
     assert err.strip().splitlines()[-1].startswith("processor: bad setting: --feeders:"), err
     assert repr(value) in err and out == ""
+
+
+@pytest.mark.parametrize("position", ["latest", "2100-01-01T00:00:00Z"])
+async def test_a_replay_from_after_the_last_event_ends_at_once_with_nothing_read(devhub, tmp_path, position):
+    settings = worker_settings(devhub, tmp_path)
+    await fill(settings, list(deliver(lifecycle(50, seed=65), seed=66)))
+    url, out, _ = await replay(settings, tmp_path, "nothing", "--from", position, "--feeders", "2")
+    assert '"read":0' in out.replace(" ", "")
+    assert await projection(url) == {}
