@@ -115,7 +115,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             except EventHubError as exc:
                 print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
                 return 1
-            bar = Progress("replay")
+            bar = Progress("replay", total=sum(span.end + 1 for span in spans.values()))
             stop = asyncio.Event()
             signals_seen = stop_on_signal(stop)
             try:
