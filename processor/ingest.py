@@ -24,6 +24,9 @@ from processor.namespace_fold import keys_beneath as in_range
 from processor.projector import fold_storable, keys_beneath
 from processor.stores.base import ProjectionStore, StoreError, utc_now
 
+# A message to fold: (label, body, Event Grid's delivery kind or None[, the AMQP body section when not data]).
+Message = tuple[str, bytes, str | None] | tuple[str, bytes, str | None, str | None]
+
 # Events folded per round: one store load for the objects of a round that the cache does not hold, and an
 # object's events within a round fold together (measured: 2,000 -> 20,000 halves the folds of a realistic stream).
 FOLD_BATCH = 20000
@@ -75,7 +78,7 @@ async def as_batches(
 
 
 async def ingest_batches(
-    batches: AsyncIterable[Iterable[tuple[str, bytes, str | None] | tuple[str, bytes, str | None, str | None]]],
+    batches: AsyncIterable[Iterable[Message]],
     settings: Settings,
     store: ProjectionStore,
     fold_batch: int = FOLD_BATCH,

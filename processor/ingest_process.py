@@ -20,8 +20,8 @@ from processor.ingest_wire import (
     ENV,
     HEADER_SIZE,
     Done,
-    Message,
     Summary,
+    WireMessage,
     decode_to_fold,
     encode_frame,
     frame_length,
@@ -36,7 +36,7 @@ class ParentGone(Exception):
     """The parent's frames ended before `Done`: it was stopped or died."""
 
 
-async def _frames(reader: asyncio.StreamReader) -> AsyncIterator[list[Message]]:
+async def _frames(reader: asyncio.StreamReader) -> AsyncIterator[list[WireMessage]]:
     while True:
         try:
             header = await reader.readexactly(HEADER_SIZE)

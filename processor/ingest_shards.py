@@ -21,14 +21,14 @@ from dataclasses import replace
 from processor.config import Settings, settings_to_json
 from processor.core.model import Tally
 from processor.core.routing import Router
-from processor.ingest import ingest_batches
+from processor.ingest import Message, ingest_batches
 from processor.ingest_wire import (
     ENV,
     HEADER_SIZE,
     Done,
-    Message,
     Messages,
     Summary,
+    WireMessage,
     decode_summary,
     encode_frame,
     frame_length,
@@ -68,12 +68,12 @@ async def ingest_sharded(
     route_of = route_of or Router()
     folds = [await _FoldProcess.start(i, share) for i in range(processes)]
     try:
-        pending: list[list[Message]] = [[] for _ in folds]
+        pending: list[list[WireMessage]] = [[] for _ in folds]
         async for batch in batches:
             for message in batch:
                 index = route_of(message[1], processes)
                 target = pending[index]
-                target.append(message)
+                target.append(message if len(message) == 4 else (*message, None))
                 if len(target) >= FRAME_MESSAGES:
                     await folds[index].send(Messages(target))
                     pending[index] = []

@@ -3,7 +3,7 @@
 The parent (`processor.ingest_shards`) starts each fold process (`processor.ingest_process`) with its settings
 in the environment (`ENV`, JSON) and writes frames to its stdin:
 
-    Messages(items)    messages to fold, each (label, body, Event Grid's delivery kind or None)
+    Messages(items)    messages to fold, each (label, body, Event Grid's delivery kind, AMQP body section)
     Done()             the input has ended: finish the fold, commit, answer
 
 each as a 4-byte big-endian length and a msgpack array (msgspec structs, `array_like`). End of file before
@@ -27,11 +27,12 @@ from processor.core.model import Tally
 
 ENV = "PROCESSOR_FOLD_SETTINGS"  # the settings, as `processor.config.settings_to_json` writes them
 _HEADER = struct.Struct(">I")
-Message = tuple[str, bytes, str | None]
+# (label, body, delivery kind, AMQP body section): always four on the wire (msgspec decodes one tuple shape).
+WireMessage = tuple[str, bytes, str | None, str | None]
 
 
 class Messages(msgspec.Struct, tag="messages", array_like=True, gc=False):
-    items: list[Message]
+    items: list[WireMessage]
 
 
 class Done(msgspec.Struct, tag="done", array_like=True):

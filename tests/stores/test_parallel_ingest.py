@@ -78,7 +78,7 @@ async def test_a_failing_fold_process_is_named_with_its_reason(tmp_path):
 async def test_a_fold_process_whose_parent_is_gone_commits_nothing(tmp_path):
     url = f"sqlite:///{tmp_path}/p.sqlite"
     env = {**os.environ, ENV: settings_to_json(replace(Settings(), store_url=url))}
-    frame = encode_frame(Messages([(label, body, None) for label, body in Stream(200, SEED).lines()]))
+    frame = encode_frame(Messages([(label, body, None, None) for label, body in Stream(200, SEED).lines()]))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "processor.ingest_process", stdin=subprocess.PIPE, env=env
     )
