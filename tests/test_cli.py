@@ -242,3 +242,23 @@ def test_demo_refuses_a_negative_duration_or_rate_with_exit_2(workdir, flag, val
     done = run("demo", flag, value, "--data-dir", str(workdir / "demo"), cwd=workdir, program=DEVHUB)
     assert done.returncode == 2, done.stderr
     assert flag in done.stderr.decode() and len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_ingest_in_fold_processes_exports_what_one_process_does(workdir):
+    lines = b"\n".join(m.body for m in deliver(lifecycle(1500, seed=4), seed=5)) + b"\n"
+    (workdir / "in.jsonl").write_bytes(lines)
+    exports = []
+    for processes in ("1", "3"):
+        store = f"sqlite:///{workdir}/p{processes}.sqlite"
+        done = run("ingest", "--processes", processes, "in.jsonl", "--store", store, "--json", cwd=workdir)
+        assert done.returncode == 0, done.stderr
+        assert orjson.loads(done.stdout)["dead_lettered"] == 0
+        out = run("export", "--store", store, cwd=workdir).stdout.splitlines()
+        exports.append([{k: v for k, v in orjson.loads(r).items() if k != "updated_at"} for r in out])
+    assert exports[0] == exports[1] and len(exports[0]) > 100
+
+
+def test_ingest_with_a_bad_process_count_exits_2_naming_the_flag(workdir):
+    done = run("ingest", "--processes", "two", "x.jsonl", cwd=workdir)
+    assert done.returncode == 2
+    assert b"--processes" in done.stderr and b"'two'" in done.stderr

@@ -23,8 +23,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _process_count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number (0: one per core), got {text!r}")
     return int(text)
 
 
@@ -223,7 +223,8 @@ def register(sub: Any) -> None:
         "--processes",
         type=_process_count,
         metavar="N",
-        help="fold processes, each with its share of the cache (overrides PROCESSOR_INGEST_PROCESSES; default 1)",
+        help="fold processes, each with its share of the cache; 0: one per core "
+        "(overrides PROCESSOR_INGEST_PROCESSES; default 1)",
     )
     store_option(p)
     p.set_defaults(func=cmd_ingest)
