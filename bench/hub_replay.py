@@ -8,11 +8,13 @@ Event Grid messages), for N = 1 and 2:
   decode, fold and SQLite writes in this process through the streaming ingest.
 Each rate is messages over the window from the first message received to the last one received (bare) or to the
 end of the fold, written to the store (replay); process start-up and SDK connection are outside both windows.
-Rounds alternate to even out machine noise; the figure is replay / bare for the same N (target >= 0.8).
+Rounds alternate to even out machine noise; the figure is replay / bare for the same N (target >= 0.8). Beside
+them, file ingest of the same bodies from memory (`ingest_messages`, one process): the fold's own rate here,
+which bounds the replay's.
 Then `processor replay --feeders N` as a command, its peak RSS: the command and its feeders together (psutil,
 sampled every 50 ms), else the largest single process (resource.getrusage RUSAGE_CHILDREN).
 
-Usage: .venv/bin/python bench/hub_replay.py [--events 40000] [--rounds 2]
+Usage: .venv/bin/python bench/hub_replay.py [--events 100000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -120,6 +122,21 @@ async def replay(settings: Settings, group: str, ends: dict[str, int], n: int) -
     return result.messages / (state["t1"] - state["t0"])
 
 
+async def file_ingest(settings: Settings, messages) -> float:
+    """The same bodies folded from memory by the streaming ingest: what the fold alone reaches here."""
+    from processor.ingest import ingest_messages
+
+    store = open_store(settings.store_url)
+    await store.open()
+    try:
+        lines = [(f"m{i}", m.body, m.properties.get("aeg-event-type")) for i, m in enumerate(messages)]
+        started = time.perf_counter()
+        await ingest_messages(lines, settings, store)
+        return len(lines) / (time.perf_counter() - started)
+    finally:
+        await store.close()
+
+
 async def peak_rss(conn: str, store_url: str, n: int) -> tuple[float, str]:
     """Peak RSS (MB) of `processor replay --feeders n`, and how it was measured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROCESSOR_")}
@@ -151,7 +168,7 @@ async def peak_rss(conn: str, store_url: str, n: int) -> tuple[float, str]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=40000)
+    parser.add_argument("--events", type=int, default=100000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--bare-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,9 +197,12 @@ async def main() -> None:
                 }
             print(f"{len(messages)} realistic messages prefilled over 4 partitions; prefetch {PREFETCH}, batch {BATCH}")
             medians: dict[int, tuple[float, float]] = {}
+            ingest_rates = []
             for n in (1, 2):
                 bare_rates, replay_rates = [], []
                 for r in range(args.rounds):
+                    url = f"sqlite:///{folder}/ingest-n{n}-r{r}.sqlite"
+                    ingest_rates.append(await file_ingest(replace(settings, store_url=url), messages))
                     bare_rates.append(await bare(conn, "$Default", ends, n))
                     url = f"sqlite:///{folder}/n{n}-r{r}.sqlite"
                     replay_rates.append(await replay(replace(settings, store_url=url), "replay", ends, n))
@@ -194,6 +214,11 @@ async def main() -> None:
                 )
             scaling = [medians[2][i] / medians[1][i] for i in (0, 1)]
             print(f"scaling N=2 / N=1: bare {scaling[0]:.2f}, replay {scaling[1]:.2f}")
+            fold = statistics.median(ingest_rates)
+            print(
+                f"file ingest of the same bodies (one process, from memory): {fold:,.0f} msg/s; replay / file ingest: "
+                f"N=1 {medians[1][1] / fold:.2f}, N=2 {medians[2][1] / fold:.2f}"
+            )
             for n in (1, 2):
                 mb, how = await peak_rss(conn, f"sqlite:///{folder}/rss{n}.sqlite", n)
                 print(f"peak RSS of `processor replay --feeders {n}`: {mb:.0f} MB ({how})")

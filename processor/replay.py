@@ -14,23 +14,41 @@ Imports the feeder's wire, the hub's clients (for what a missing hub or group me
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from processor.config import Settings
 from processor.core.model import Tally
 from processor.hub.clients import missing_consumer_group, missing_hub
-from processor.hub.wire import ENV, STOP, Batch, Error, Frame, Opened, Span, read_frame, settings_to_env
+from processor.hub.wire import (
+    ENV,
+    HEADER_SIZE,
+    STOP,
+    Batch,
+    Error,
+    Frame,
+    Opened,
+    Span,
+    decode_frame,
+    frame_length,
+    settings_to_env,
+)
 from processor.ingest import ingest_batches
 from processor.stores.base import ProjectionStore
 
 log = logging.getLogger("processor.replay")
 
 Message = tuple[str, bytes, str | None, str | None]  # (label, body, delivery kind, body section): for ingest
+# Bytes of frames per feeder read ahead of the fold: more than a round of the ingest's fold (20,000 events of
+# ~700 bytes), during which the fold reads nothing; with less, the feeders waited out each round (measured).
+READ_AHEAD = 24 << 20
+PIPE_SIZE = 1 << 20
 
 
 class ReplayFailed(Exception):
@@ -87,26 +105,27 @@ async def replay_partitions(
         feeder_settings.prefetch,
         feeder_settings.max_batch_size,
     )
-    processes = [await _start(feeder_settings, group, {pid: spans[pid] for pid in share}) for share in shares]
-    # Bounded: when the fold falls behind, the readers stop reading, the pipes fill and the feeders' SDK stops
-    # pulling from the hub.
-    queue: asyncio.Queue[Frame | _Ended] = asyncio.Queue(maxsize=2 * max(1, len(processes)))
-    readers = [asyncio.create_task(_read(p, queue), name=f"replay feeder {p.pid}") for p in processes]
+    feeds = _Feeders(asyncio.get_running_loop())
 
     async def batches() -> AsyncIterator[list[Message]]:
-        running = len(processes)
+        for share in shares:
+            await feeds.start(feeder_settings, group, {pid: spans[pid] for pid in share})
+        running = len(shares)
         while running:
-            item = await _next(queue, stop)
+            item = await _next(feeds.queue, stop)
             if item is None:  # stop was asked for: what is folded so far is written, the rest is not read
                 return
             if isinstance(item, _Ended):
                 running -= 1
-                if item.code != 0:
-                    raise ReplayFailed(f"a feeder process exited with code {item.code}")
-            elif isinstance(item, Batch) and item.deliveries:
-                pid, last = item.partition, item.deliveries[-1]
+                code = await item.process.wait()
+                if code != 0:
+                    raise ReplayFailed(f"a feeder process exited with code {code}")
+                continue
+            frame = feeds.taken(item)
+            if isinstance(frame, Batch) and frame.deliveries:
+                pid, last = frame.partition, frame.deliveries[-1]
                 messages: list[Message] = [
-                    (f"partition {pid} seq {d.sequence_number}", d.body, d.kind, d.section) for d in item.deliveries
+                    (f"partition {pid} seq {d.sequence_number}", d.body, d.kind, d.section) for d in frame.deliveries
                 ]
                 result.messages += len(messages)
                 result.ends[pid] = (last.sequence_number, last.offset)
@@ -114,19 +133,19 @@ async def replay_partitions(
                 if progress is not None:
                     progress(sum(min(reached[p], s.end) - base[p] for p, s in spans.items()), total)
                 yield messages
-            elif isinstance(item, Opened):
-                log.info("partition %s opened: replaying up to %d", item.partition, spans[item.partition].end)
-            elif isinstance(item, Error):
-                if item.missing == "hub":
+            elif isinstance(frame, Opened):
+                log.info("partition %s opened: replaying up to %d", frame.partition, spans[frame.partition].end)
+            elif isinstance(frame, Error):
+                if frame.missing == "hub":
                     raise ReplayFailed(missing_hub(settings))
-                if item.missing == "consumer group":
+                if frame.missing == "consumer group":
                     raise ReplayFailed(missing_consumer_group(settings, group))
-                log.warning("replay: %s (the SDK retries)", item.text)
+                log.warning("replay: %s (the SDK retries)", frame.text)
 
     try:
         result.tally = await ingest_batches(batches(), settings, store)
     finally:
-        await _shut(processes, readers, queue, settings.shutdown_timeout)
+        await feeds.shut(settings.shutdown_timeout)
     result.complete = not stop.is_set() and all(reached[pid] >= span.end for pid, span in spans.items())
     if not result.complete and not stop.is_set():
         short = sorted(pid for pid, span in spans.items() if reached[pid] < span.end)
@@ -136,37 +155,102 @@ async def replay_partitions(
 
 @dataclass
 class _Ended:
-    """A feeder's stdout ended: the process exited with `code`."""
+    """A feeder's stdout ended: the process exits (or has)."""
 
-    code: int
+    process: asyncio.subprocess.Process
 
 
 def _feeder_settings(settings: Settings) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, prefetch=settings.replay_prefetch, max_batch_size=settings.replay_batch)
 
 
-async def _start(settings: Settings, group: str, spans: dict[str, Span]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "processor.hub.fixed",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, ENV: settings_to_env(settings, group, partitions=spans)},
-        start_new_session=True,  # a Ctrl-C reaches this process, which tells the feeders to stop
-    )
+class _Feeders:
+    """The feeder processes, each with a thread that reads its frames off its stdout.
+
+    Why threads: the fold holds this process's event loop for a second at a time (a round of 20,000 events), and a
+    feeder whose pipe is full stops reading the hub, so reading and folding took turns instead of overlapping. A
+    thread reads on meanwhile (the GIL is released while it waits on the pipe), up to `READ_AHEAD` bytes per
+    feeder waiting to be folded: then it stops reading, the pipe fills and the feeder's SDK stops pulling."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue[bytes | _Ended] = asyncio.Queue()  # bounded by `room`
+        self.room = threading.Condition()
+        self.waiting = 0  # bytes in the queue
+        self.processes: list[asyncio.subprocess.Process] = []
+        self.threads: list[threading.Thread] = []
+        self.closing = False
+
+    async def start(self, settings: Settings, group: str, spans: dict[str, Span]) -> None:
+        read_end, write_end = os.pipe()
+        with suppress(OSError):  # Linux only; up to /proc/sys/fs/pipe-max-size (1 MiB by default)
+            fcntl.fcntl(read_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "processor.hub.fixed",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=write_end,
+                env={**os.environ, ENV: settings_to_env(settings, group, partitions=spans)},
+                start_new_session=True,  # a Ctrl-C reaches this process, which tells the feeders to stop
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self.processes.append(process)
+        thread = threading.Thread(target=self._read, args=(read_end, process), name=f"feeder {process.pid}")
+        thread.daemon = True  # never holds the exit of the command
+        thread.start()
+        self.threads.append(thread)
+
+    def _read(self, fd: int, process: asyncio.subprocess.Process) -> None:
+        with open(fd, "rb", buffering=PIPE_SIZE) as out:
+            while len(header := out.read(HEADER_SIZE)) == HEADER_SIZE:
+                data = out.read(frame_length(header))
+                with self.room:
+                    self.room.wait_for(lambda: self.closing or self.waiting < READ_AHEAD * len(self.threads))
+                    if self.closing:
+                        continue  # nobody folds any more: read on so that the feeder can stop
+                    self.waiting += len(data)
+                self._hand_over(data)
+        self._hand_over(_Ended(process))
+
+    def _hand_over(self, item: bytes | _Ended) -> None:
+        with suppress(RuntimeError):  # the loop has closed: the command is over
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def taken(self, data: bytes) -> Frame:
+        """The frame in `data`, taken off the queue: room for the next."""
+        with self.room:
+            self.waiting -= len(data)
+            self.room.notify_all()
+        return decode_frame(data)
+
+    async def shut(self, timeout: float) -> None:
+        """Tell every feeder still running to stop and wait for it (killed after `timeout` seconds)."""
+        with self.room:
+            self.closing = True  # a thread waiting for room goes on, and drops what follows
+            self.room.notify_all()
+        for process in self.processes:
+            if process.returncode is None and process.stdin is not None:
+                with suppress(ConnectionError):
+                    process.stdin.write(STOP)
+                    await process.stdin.drain()
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                with suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        for thread in self.threads:
+            await asyncio.to_thread(thread.join)  # at its feeder's end of output, which has come
 
 
-async def _read(process: asyncio.subprocess.Process, queue: asyncio.Queue[Frame | _Ended]) -> None:
-    assert process.stdout is not None, "started with a pipe"
-    while (frame := await read_frame(process.stdout)) is not None:
-        await queue.put(frame)
-    await queue.put(_Ended(await process.wait()))
-
-
-async def _next(queue: asyncio.Queue[Frame | _Ended], stop: asyncio.Event) -> Frame | _Ended | None:
+async def _next(queue: asyncio.Queue[bytes | _Ended], stop: asyncio.Event) -> bytes | _Ended | None:
     """The next item, or None once `stop` is set."""
     if stop.is_set():
         return None
@@ -180,37 +264,3 @@ async def _next(queue: asyncio.Queue[Frame | _Ended], stop: asyncio.Event) -> Fr
         return getting.result()
     getting.cancel()
     return None
-
-
-async def _shut(
-    processes: list[asyncio.subprocess.Process],
-    readers: list[asyncio.Task[None]],
-    queue: asyncio.Queue[Frame | _Ended],
-    timeout: float,
-) -> None:
-    """Tell every feeder still running to stop and wait for it (killed after `timeout` seconds). What they still
-    send is read and dropped: a feeder blocked on a full pipe could not stop."""
-
-    async def drop() -> None:
-        while True:
-            await queue.get()
-
-    dropping = asyncio.create_task(drop())
-    try:
-        for process in processes:
-            if process.returncode is None and process.stdin is not None:
-                with suppress(ConnectionError):
-                    process.stdin.write(STOP)
-                    await process.stdin.drain()
-        for process in processes:
-            try:
-                await asyncio.wait_for(process.wait(), timeout)
-            except TimeoutError:
-                with suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        await asyncio.gather(*readers, return_exceptions=True)  # each ends at its feeder's end of output
-    finally:
-        dropping.cancel()
-        with suppress(asyncio.CancelledError):
-            await dropping

@@ -36,6 +36,7 @@ from processor.config import Settings, settings_from_json, settings_to_json
 ENV = "PROCESSOR_FEEDER_SETTINGS"  # the variable holding the feeder's settings
 STOP = b"stop\n"
 _HEADER = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
 
 
 class Delivery(msgspec.Struct, array_like=True, gc=False):
@@ -100,10 +101,21 @@ def encode_frame(frame: Frame) -> bytearray:
 async def read_frame(stream: asyncio.StreamReader) -> Frame | None:
     """The next frame, or None when the feeder's stdout has ended (the process exited)."""
     try:
-        header = await stream.readexactly(_HEADER.size)
-        return _decoder.decode(await stream.readexactly(_HEADER.unpack(header)[0]))
+        header = await stream.readexactly(HEADER_SIZE)
+        return decode_frame(await stream.readexactly(frame_length(header)))
     except asyncio.IncompleteReadError:
         return None
+
+
+def frame_length(header: bytes) -> int:
+    """The length of the frame that follows this header (`HEADER_SIZE` bytes), for a reader of its own."""
+    length: int = _HEADER.unpack(header)[0]
+    return length
+
+
+def decode_frame(data: bytes) -> Frame:
+    """A frame from the bytes that followed its header."""
+    return _decoder.decode(data)
 
 
 def settings_to_env(
