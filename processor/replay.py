@@ -183,8 +183,9 @@ class _Feeders:
 
     async def start(self, settings: Settings, group: str, spans: dict[str, Span]) -> None:
         read_end, write_end = os.pipe()
-        with suppress(OSError):  # Linux only; up to /proc/sys/fs/pipe-max-size (1 MiB by default)
-            fcntl.fcntl(read_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: 64 KiB by default, 1 MiB for anyone (fs/pipe-max-size)
+            with suppress(OSError):
+                fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -209,7 +210,10 @@ class _Feeders:
     def _read(self, fd: int, process: asyncio.subprocess.Process) -> None:
         with open(fd, "rb", buffering=PIPE_SIZE) as out:
             while len(header := out.read(HEADER_SIZE)) == HEADER_SIZE:
-                data = out.read(frame_length(header))
+                length = frame_length(header)
+                data = out.read(length)
+                if len(data) < length:
+                    break  # the feeder died mid-frame: its exit code says so
                 with self.room:
                     self.room.wait_for(lambda: self.closing or self.waiting < READ_AHEAD * len(self.threads))
                     if self.closing:
