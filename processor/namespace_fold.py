@@ -11,8 +11,10 @@ directory's delete and pushes it to the objects it knows beneath it, while the o
 it that pulled from the directory as it was before. So every fold that touches a hierarchical container also
 writes the container's row (a `container` object, made by the first event beneath it), and the stores'
 compare-and-set on that row lets only one of two such folds commit; the other is redone from the rows the
-first wrote (`seed`: the objects whose effects must be recomputed). The price is one more row written per
-container per batch, and, between replicas folding beneath one container at once, a redone batch.
+first wrote (`seed`: the objects whose effects must be recomputed), and the redo writes the container's row
+again even when it has nothing else left to write (the lost commit's other rows landed without it). The price
+is one more row written per container per batch, and, between replicas folding beneath one container at
+once, a redone batch.
 
 The rows come through `RowSource`: the projector reads the store, file ingest its cache of rows. Imports the
 core and the stores' types (the projector's layer).
@@ -121,7 +123,7 @@ async def fold_namespace(
     todo = (set(batch) - flat) | set(effects) | set(seed)
     for _ in range(MAX_ROUNDS):
         if not todo:
-            return await _touch_containers(folds, current, source)
+            return await _touch_containers(folds, current, source, seed)
         need = {k for k in todo if k not in current}
         need |= {c for k in todo if (c := container_key(k)) is not None and c not in current}
         need |= {(s, a) for s, name in todo for a in ancestors(name) if (s, a) not in current}
@@ -231,16 +233,27 @@ def _container_effect(container: ObjectKey, events: list[Admitted], reducer: Mer
 
 
 async def _touch_containers(
-    folds: dict[ObjectKey, ObjectFold], current: dict[ObjectKey, Row | None], source: RowSource
+    folds: dict[ObjectKey, ObjectFold],
+    current: dict[ObjectKey, Row | None],
+    source: RowSource,
+    seed: Collection[ObjectKey] = (),
 ) -> dict[ObjectKey, ObjectFold]:
     """Every hierarchical container that a fold writes beneath is written too (its revision moves on), so that
     two writers folding beneath one container at once cannot both commit. Each such write carries a stamp of
     its own in the row's bookkeeping: a store takes a write identical to what another writer already made for
-    no conflict, and two writers' container rows are often identical."""
+    no conflict, and two writers' container rows are often identical.
+
+    So are the containers of `seed`, even when nothing beneath them is written now. A redo follows a commit
+    whose container write lost while its other rows landed (a store commits every write whose own
+    compare-and-set holds), so those rows moved no container revision: a writer that read before them and
+    commits after cannot tell. Only this redo's container write can: when the redo finds those rows already
+    written and nothing else to do, it still writes the container, so that it and that writer cannot both
+    commit, and one of them folds again over the other's rows."""
     stamp = ["written by", uuid.uuid4().hex]
-    for key in list(folds):
+    writing = [key for key, fold in folds.items() if fold.write is not None]
+    for key in [*writing, *seed]:
         container = container_key(key)
-        if container is None or container == key or folds[key].write is None:
+        if container is None or container == key:
             continue
         fold = folds.get(container)
         if fold is not None and fold.write is not None:

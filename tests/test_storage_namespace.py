@@ -315,3 +315,73 @@ def test_a_creation_racing_a_recursive_delete_of_its_directory_ends_deleted(tmp_
     rows = asyncio.run(_raced(f"sqlite:///{tmp_path}/race.sqlite", writer(RACE_A), writer(RACE_B)))
     assert rows[storage_subject("d/x")]["deleted"] is True
     assert rows[storage_subject("d/x")]["deleted_by"] == storage_subject("d")
+
+
+# A loser's partial commit, then its redo with nothing left to write. Writer L folds `d/`'s recursive delete;
+# meanwhile writer W commits a batch beneath the container (its row's revision moves on), so L's commit fails
+# on the container's row, but L's other rows (`d/` deleted) land: the stores commit every write whose own
+# compare-and-set holds. W had already read the rows for its next batch, a creation of `d/x` (before `d/`'s
+# delete in time), from before L's partial commit: `d/` not deleted, nothing to pull. L's redo finds its rows
+# already written and nothing beneath `d/` yet (W has not committed `d/x`). Unless that redo writes the
+# container's row anyway, it commits nothing, and W's commit of `d/x` finds the container as it read it: `d/x`
+# ends live under a recursively deleted `d/`.
+PARTIAL_SETUP = hns_dir_created("other", t(9), "09", id="zzzz-first")  # hierarchical; the container's latest
+PARTIAL_W1 = hns_created("e/y", t(3), "03", id="w-first")
+PARTIAL_W2 = hns_created("d/x", t(1), "01", id="w-second")
+PARTIAL_L = hns_dir_deleted("d", t(2), "02", id="l-delete")
+
+
+def test_a_redo_with_nothing_left_to_write_still_writes_its_container(tmp_path):
+    url = f"sqlite:///{tmp_path}/partial.sqlite"
+
+    async def run() -> dict:
+        first = open_store(url)
+        await first.open()
+        await ingest_into(first, [body(PARTIAL_SETUP)])
+        await first.close()
+        w, ell = open_store(url), open_store(url)
+        for store in (w, ell):
+            await store.open()
+        l_at_commit, w_at_second_commit, l_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        w_commit, l_commit = w.commit, ell.commit
+        w_commits: list[int] = []
+        l_commits: list[int] = []
+
+        async def w_gated(writes, dead):
+            w_commits.append(len(writes))
+            if len(w_commits) == 1:
+                await l_at_commit.wait()  # W's first batch commits after L has read and folded
+            elif len(w_commits) == 2:
+                w_at_second_commit.set()  # W read and folded its second batch before L's first commit
+                await l_done.wait()  # and commits after L's whole apply
+            return await w_commit(writes, dead)
+
+        async def l_gated(writes, dead):
+            l_commits.append(len(writes))
+            if len(l_commits) == 1:
+                l_at_commit.set()
+                await w_at_second_commit.wait()
+            return await l_commit(writes, dead)
+
+        w.commit, ell.commit = w_gated, l_gated
+
+        async def writer_w():
+            await _projector_apply(PARTIAL_W1)(w)
+            await _projector_apply(PARTIAL_W2)(w)
+
+        async def writer_l():
+            await _projector_apply(PARTIAL_L)(ell)
+            l_done.set()
+
+        try:
+            await asyncio.wait_for(asyncio.gather(writer_w(), writer_l()), 30)
+            assert len(l_commits) >= 2, "L's first commit was meant to fail on the container's row"
+            return {r.object: r.state async for r in ell.export()}
+        finally:
+            for store in (w, ell):
+                await store.close()
+
+    rows = asyncio.run(run())
+    assert rows[storage_subject("d")]["deleted"] is True
+    assert rows[storage_subject("d/x")]["deleted"] is True
+    assert rows[storage_subject("d/x")]["deleted_by"] == storage_subject("d")
