@@ -101,11 +101,11 @@ async def keys_beneath(store: ProjectionStore, source: str, directory: str, page
     out: list[ObjectKey] = []
     after: ObjectKey | None = None
     while True:
-        rows = await store.query(Query(source=source, prefix=directory + "/", after=after, limit=page))
-        out += [r.key for r in rows]
-        if len(rows) < page:
+        keys = await store.keys(Query(source=source, prefix=directory + "/", after=after, limit=page))
+        out += keys
+        if len(keys) < page:
             return out
-        after = rows[-1].key
+        after = keys[-1]
 
 
 def _collecting(

@@ -75,6 +75,10 @@ class ProjectionStore(abc.ABC):
         """The first `q.limit` rows matching `q`, sorted by (source, object) in code-point order."""
 
     @abc.abstractmethod
+    async def keys(self, q: Query) -> list[ObjectKey]:
+        """The keys of `query(q)`'s rows, without reading their state (a directory's objects, say)."""
+
+    @abc.abstractmethod
     async def recent(self, limit: int) -> list[Row]:
         """The most recently updated rows, newest first."""
 

@@ -327,6 +327,12 @@ class PostgresStore(ProjectionStore):
         return {renamed.get((r[0], r[1]), (r[0], r[1])) for r in found}
 
     async def query(self, q: Query) -> list[Row]:
+        return [_row(r) for r in await self._select("query", _COLUMNS, q)]
+
+    async def keys(self, q: Query) -> list[ObjectKey]:
+        return [(r[0], r[1]) for r in await self._select("keys", "source, object", q)]
+
+    async def _select(self, what: str, columns: str, q: Query) -> list[Any]:
         where, params = _filters(q.source, q.prefix, q.object, q.event_type, q.state_equals)
 
         def param(value: Any) -> str:
@@ -335,12 +341,11 @@ class PostgresStore(ProjectionStore):
 
         if q.after is not None:
             where.append(f"(source, object) > ({param(q.after[0])}, {param(q.after[1])})")
-        sql = f"SELECT {_COLUMNS} FROM projection"
+        sql = f"SELECT {columns} FROM projection"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY source, object LIMIT {param(q.limit)}"
-        records = await self._run("query", lambda c: c.fetch(sql, *params))
-        return [_row(r) for r in records]
+        return list(await self._run(what, lambda c: c.fetch(sql, *params)))
 
     async def recent(self, limit: int) -> list[Row]:
         records = await self._run("recent", lambda c: c.fetch(_RECENT, limit))

@@ -254,19 +254,22 @@ class SqliteStore(ProjectionStore):
         return {w.row.key for w in unsure if not _holds(rows.get(w.row.key), w.row)}
 
     async def query(self, q: Query) -> list[Row]:
-        return await self._run(self._query, q)
+        return await self._run(lambda: [_row(r) for r in self._select(_COLUMNS, q)])
 
-    def _query(self, q: Query) -> list[Row]:
+    async def keys(self, q: Query) -> list[ObjectKey]:
+        return await self._run(lambda: [(source, obj) for source, obj in self._select("source, object", q)])
+
+    def _select(self, columns: str, q: Query) -> list[tuple]:
         where, params = _filters(q.source, q.prefix, q.object, q.event_type, q.state_equals)
         if q.after is not None:
             where.append("(source, object) > (?, ?)")
             params += list(q.after)
-        sql = f"SELECT {_COLUMNS} FROM projection"
+        sql = f"SELECT {columns} FROM projection"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY source, object LIMIT ?"
         params.append(q.limit)
-        return [_row(r) for r in self._conn().execute(sql, params)]
+        return self._conn().execute(sql, params).fetchall()
 
     async def recent(self, limit: int) -> list[Row]:
         sql = f"SELECT {_COLUMNS} FROM projection ORDER BY updated_at DESC, source, object LIMIT ?"

@@ -326,6 +326,22 @@ async def test_export_is_in_code_point_order_like_python(store):
     )
 
 
+async def test_keys_are_the_keys_of_the_query_without_reading_state(store):
+    sources = [SRC, SRC2]
+    rows = [row(obj, source=src, eid=f"e{i}") for src in sources for i, obj in enumerate(OBJECTS)]
+    await store.commit([insert(r) for r in rows], [])
+    for q in (
+        Query(source=SRC, prefix="a"),
+        Query(source=SRC2, prefix="a/"),
+        Query(source=SRC, after=(SRC, "a"), limit=3),
+        Query(prefix="%"),
+        Query(state_equals=(("status", "Failed"),)),
+        Query(limit=1000),
+    ):
+        assert await store.keys(q) == [r.key for r in await store.query(q)], q
+    assert await store.keys(Query(source=SRC, prefix="zzz-none")) == []
+
+
 def objects_after(result: list[Row]) -> list[str]:
     return [r.object for r in result]
 
