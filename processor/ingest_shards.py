@@ -73,7 +73,7 @@ async def ingest_sharded(
             for message in batch:
                 index = route_of(message[1], processes)
                 target = pending[index]
-                target.append(message if len(message) == 4 else (*message, None))
+                target.append(message)
                 if len(target) >= FRAME_MESSAGES:
                     await folds[index].send(Messages(target))
                     pending[index] = []

@@ -3,7 +3,7 @@
 The parent (`processor.ingest_shards`) starts each fold process (`processor.ingest_process`) with its settings
 in the environment (`ENV`, JSON) and writes frames to its stdin:
 
-    Messages(items)    messages to fold, each (label, body, Event Grid's delivery kind, AMQP body section)
+    Messages(items)    messages to fold, each (label, body, Event Grid's delivery kind[, AMQP body section])
     Done()             the input has ended: finish the fold, commit, answer
 
 each as a 4-byte big-endian length and a msgpack array (msgspec structs, `array_like`). End of file before
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
+from typing import Any
 
 import msgspec
 
@@ -27,8 +28,9 @@ from processor.core.model import Tally
 
 ENV = "PROCESSOR_FOLD_SETTINGS"  # the settings, as `processor.config.settings_to_json` writes them
 _HEADER = struct.Struct(">I")
-# (label, body, delivery kind, AMQP body section): always four on the wire (msgspec decodes one tuple shape).
-WireMessage = tuple[str, bytes, str | None, str | None]
+# (label, body, delivery kind[, AMQP body section]) as `processor.ingest` takes it: left untyped on the wire, so
+# that neither end reshapes each message (msgspec decodes one tuple shape only when typed; both ends are ours).
+WireMessage = tuple[Any, ...]
 
 
 class Messages(msgspec.Struct, tag="messages", array_like=True, gc=False):

@@ -95,14 +95,11 @@ def replay_capture(args: argparse.Namespace, settings: Settings) -> int:
                     progress=phases.update,
                     feeders=settings.replay_feeders or default_feeders(),
                 )
-            except CaptureError as exc:
+            except (CaptureError, ReplayFailed) as exc:
                 print(f"processor: replay: {exc}", file=sys.stderr)
                 return 1
             except EventHubError as exc:
                 print(f"processor: replay: {hub_problem(settings, exc)}", file=sys.stderr)
-                return 1
-            except ReplayFailed as exc:
-                print(f"processor: replay: {exc}", file=sys.stderr)
                 return 1
             except Stopped:
                 result = None
